@@ -1,0 +1,39 @@
+"""mirgan: speech emotion recognition with a mutual-information-regularised feature InfoGAN."""
+
+from transformers import (
+    AutoConfig,
+    AutoFeatureExtractor,
+    AutoModel,
+    AutoModelForAudioClassification,
+    AutoProcessor,
+)
+
+from processing import MirganProcessor, MirganWhisperFeatureExtractor
+
+from .configuration_mirgan import MirganConfig
+from .modeling_mirgan import (
+    FeatureDiscriminator,
+    FeatureGenerator,
+    MirganClassifierOutput,
+    MirganForEmotionClassification,
+    from_encoders,
+)
+
+__version__ = "0.1.0"
+
+AutoConfig.register("mirgan", MirganConfig, exist_ok=True)
+AutoModel.register(MirganConfig, MirganForEmotionClassification, exist_ok=True)
+AutoModelForAudioClassification.register(MirganConfig, MirganForEmotionClassification, exist_ok=True)
+AutoFeatureExtractor.register(MirganConfig, MirganWhisperFeatureExtractor, exist_ok=True)
+AutoProcessor.register(MirganConfig, MirganProcessor, exist_ok=True)
+
+__all__ = [
+    "FeatureDiscriminator",
+    "FeatureGenerator",
+    "MirganClassifierOutput",
+    "MirganConfig",
+    "MirganForEmotionClassification",
+    "MirganProcessor",
+    "MirganWhisperFeatureExtractor",
+    "from_encoders",
+]

@@ -1,0 +1,216 @@
+"""mirgan: pre-trained encoders, a shared audio-text space, emotion classifiers and a feature InfoGAN.
+
+``h = P_a(pool_layers(a))`` is the audio feature: the classifier ``C`` sees it, and the generator
+``G(z, c[, u])`` learns to synthesise it. The frozen classifier and alignment heads double as
+InfoGAN's Q network when the generator is trained (see ``losses.info_loss``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration_mirgan import MirganConfig
+from .encoders import build_audio_backbone, masked_mean, pooled_audio_layers
+
+
+@dataclass
+class MirganClassifierOutput(ModelOutput):
+    """logits: emotion scores (multimodal head when a transcript was given in multimodal mode).
+    audio_embeds `h` and text_embeds `u` live in the shared space; audio_layer_features are the
+    per-layer pooled encoder states the feature cache stores."""
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    audio_embeds: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    audio_layer_features: torch.FloatTensor | None = None
+
+
+def mlp(in_dim: int, hidden: list[int], out_dim: int) -> nn.Sequential:
+    layers, dim = [], in_dim
+    for size in hidden:
+        layers += [nn.Linear(dim, size), nn.LeakyReLU(0.2)]
+        dim = size
+    return nn.Sequential(*layers, nn.Linear(dim, out_dim))
+
+
+class FeatureGenerator(nn.Module):
+    """``G(z, c[, u]) -> h_hat``; in multimodal mode ``G_m(z, c) -> [h_hat; u_hat]`` (a paired sample)."""
+
+    def __init__(self, config: MirganConfig):
+        super().__init__()
+        d = config.projection_dim
+        self.num_labels = config.num_labels
+        self.paired = config.mode == "multimodal"
+        self.text_condition = config.generator_text_condition and not self.paired
+        in_dim = config.noise_dim + config.num_labels + (d if self.text_condition else 0)
+        self.net = mlp(in_dim, config.generator_hidden_sizes, d * (2 if self.paired else 1))
+
+    def forward(self, noise, labels, text_embeds=None):
+        onehot = nn.functional.one_hot(labels, self.num_labels).to(noise.dtype)
+        inputs = [noise, onehot] + ([text_embeds] if self.text_condition else [])
+        return self.net(torch.cat(inputs, -1))
+
+
+class FeatureDiscriminator(nn.Module):
+    """Projection discriminator ``D(x, c) = w . phi(x) + e_c . phi(x)`` on features or feature pairs."""
+
+    def __init__(self, config: MirganConfig):
+        super().__init__()
+        in_dim = config.projection_dim * (2 if config.mode == "multimodal" else 1)
+        hidden = config.discriminator_hidden_sizes
+        self.body = mlp(in_dim, hidden[:-1], hidden[-1]) if hidden else nn.Identity()
+        feat = hidden[-1] if hidden else in_dim
+        self.activation = nn.LeakyReLU(0.2) if hidden else nn.Identity()
+        self.out = nn.Linear(feat, 1)
+        self.class_embedding = nn.Embedding(config.num_labels, feat)
+
+    def forward(self, features, labels):
+        phi = self.activation(self.body(features))
+        return self.out(phi).squeeze(-1) + (self.class_embedding(labels) * phi).sum(-1)
+
+
+class MirganPreTrainedModel(PreTrainedModel):
+    config_class = MirganConfig
+    base_model_prefix = "mirgan"
+    main_input_name = "input_features"
+    supports_gradient_checkpointing = False
+    _supports_sdpa = True
+
+    def _init_weights(self, module):
+        if isinstance(module, MirganForEmotionClassification):
+            nn.init.zeros_(module.layer_weights)
+            nn.init.constant_(module.logit_scale, math.log(1.0 / self.config.temperature_init))
+            nn.init.zeros_(module.audio_mean)
+            nn.init.ones_(module.audio_std)
+            nn.init.zeros_(module.text_mean)
+            nn.init.ones_(module.text_std)
+        elif isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+class MirganForEmotionClassification(MirganPreTrainedModel):
+    def __init__(self, config: MirganConfig):
+        super().__init__(config)
+        layers, d_audio, d_text = config.num_audio_layers, config.audio_hidden_size, config.text_hidden_size
+        d, k = config.projection_dim, config.num_labels
+        self.audio_encoder = build_audio_backbone(config.audio_encoder)
+        self.text_encoder = AutoModel.from_config(config.text_encoder, add_pooling_layer=False)
+        # Standardisation statistics of the pooled encoder features, set from the training data.
+        self.register_buffer("audio_mean", torch.zeros(layers, d_audio))
+        self.register_buffer("audio_std", torch.ones(layers, d_audio))
+        self.register_buffer("text_mean", torch.zeros(d_text))
+        self.register_buffer("text_std", torch.ones(d_text))
+        self.layer_weights = nn.Parameter(torch.zeros(layers))
+        self.audio_projection = nn.Linear(d_audio, d)
+        self.text_projection = nn.Linear(d_text, d)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(d, k)
+        self.multimodal_classifier = nn.Linear(2 * d, k)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.temperature_init)))
+        self.generator = FeatureGenerator(config)
+        self.discriminator = FeatureDiscriminator(config)
+        self.post_init()
+
+    # -- encoders: raw inputs -> pooled encoder features (what the feature cache stores) --
+    def encode_audio(self, input_features=None, input_values=None, attention_mask=None) -> torch.Tensor:
+        return pooled_audio_layers(
+            self.audio_encoder, self.config.audio_encoder, input_features, input_values, attention_mask
+        )
+
+    def encode_text(self, input_ids, text_attention_mask=None, token_type_ids=None) -> torch.Tensor:
+        if text_attention_mask is None:
+            text_attention_mask = torch.ones_like(input_ids)
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        hidden = self.text_encoder(input_ids=input_ids, attention_mask=text_attention_mask, **kwargs)
+        return masked_mean(hidden.last_hidden_state, text_attention_mask.bool())
+
+    # -- heads: pooled encoder features -> shared space -> logits --
+    def project_audio(self, audio_layer_features: torch.Tensor) -> torch.Tensor:
+        x = (audio_layer_features - self.audio_mean) / self.audio_std
+        pooling = self.config.layer_pooling
+        if pooling == "weighted":
+            x = torch.einsum("l,bld->bd", self.layer_weights.softmax(0), x)
+        elif pooling == "mean":
+            x = x.mean(1)
+        else:
+            x = x[:, -1]
+        return self.audio_projection(x)
+
+    def project_text(self, text_features: torch.Tensor) -> torch.Tensor:
+        return self.text_projection((text_features - self.text_mean) / self.text_std)
+
+    def classify(self, audio_embeds: torch.Tensor, text_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        if self.config.mode == "multimodal" and text_embeds is not None:
+            return self.multimodal_classifier(self.dropout(torch.cat([audio_embeds, text_embeds], -1)))
+        return self.classifier(self.dropout(audio_embeds))
+
+    def forward(
+        self,
+        input_features=None,
+        input_values=None,
+        attention_mask=None,
+        input_ids=None,
+        text_attention_mask=None,
+        token_type_ids=None,
+        audio_layer_features=None,
+        text_features=None,
+        labels=None,
+        **kwargs,
+    ) -> MirganClassifierOutput:
+        if audio_layer_features is None:
+            audio_layer_features = self.encode_audio(input_features, input_values, attention_mask)
+        if text_features is None and input_ids is not None:
+            text_features = self.encode_text(input_ids, text_attention_mask, token_type_ids)
+        audio_embeds = self.project_audio(audio_layer_features)
+        text_embeds = self.project_text(text_features) if text_features is not None else None
+        logits = self.classify(audio_embeds, text_embeds)
+        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
+        return MirganClassifierOutput(
+            loss=loss,
+            logits=logits,
+            audio_embeds=audio_embeds,
+            text_embeds=text_embeds,
+            audio_layer_features=audio_layer_features,
+        )
+
+
+def from_encoders(
+    labels: list[str],
+    audio_encoder_name: str = "openai/whisper-base",
+    text_encoder_name: str = "sentence-transformers/all-MiniLM-L6-v2",
+    **config_kwargs,
+) -> MirganForEmotionClassification:
+    """A new model around pre-trained encoders (resolved offline first, see ``encoders``)."""
+    from .encoders import load_pretrained_encoder, weights_hash
+
+    audio, audio_config, audio_folder = load_pretrained_encoder(audio_encoder_name, audio=True)
+    text, text_config, _ = load_pretrained_encoder(text_encoder_name, audio=False)
+    config = MirganConfig(
+        audio_encoder=audio_config.to_dict(),
+        text_encoder=text_config.to_dict(),
+        audio_encoder_name=audio_encoder_name,
+        text_encoder_name=text_encoder_name,
+        audio_encoder_hash=weights_hash(audio_folder),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        **config_kwargs,
+    )
+    model = MirganForEmotionClassification(config)
+    model.audio_encoder.load_state_dict(audio.state_dict())
+    text_state = {k: v for k, v in text.state_dict().items() if not k.startswith("pooler.")}
+    model.text_encoder.load_state_dict(text_state)
+    return model

@@ -1,0 +1,130 @@
+"""The processor: audio (files, bytes or arrays at any rate/channels) and transcripts -> model inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import BatchFeature, ProcessorMixin, WhisperFeatureExtractor
+
+from .audio import AudioError, load_audio, to_mono_16k
+
+MIN_SAMPLES = 400  # 25 ms: the receptive field of wav2vec2-style encoders, one STFT window for Whisper
+
+
+class MirganWhisperFeatureExtractor(WhisperFeatureExtractor):
+    """Whisper log-mel features of each clip at its own length, not padded to 30 s.
+
+    Clips in a batch are zero-padded to the longest one and ``attention_mask`` marks real frames;
+    the model masks the padding, so a batched clip gets the features it gets alone."""
+
+    model_input_names = ["input_features", "attention_mask"]
+
+    def log_mel(self, waveform: np.ndarray) -> torch.Tensor:
+        wave = torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32))
+        window = torch.hann_window(self.n_fft)
+        stft = torch.stft(wave, self.n_fft, self.hop_length, window=window, return_complex=True)
+        power = stft[..., :-1].abs() ** 2
+        mel = torch.from_numpy(np.asarray(self.mel_filters, dtype=np.float32)).T @ power
+        log_spec = torch.clamp(mel, min=1e-10).log10()
+        log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
+        return (log_spec + 4.0) / 4.0
+
+    def __call__(self, raw_speech, sampling_rate=None, return_tensors="pt", **kwargs) -> BatchFeature:
+        if sampling_rate is not None and sampling_rate != self.sampling_rate:
+            raise ValueError(f"expected audio at {self.sampling_rate} Hz, got {sampling_rate} Hz")
+        batched = isinstance(raw_speech, (list, tuple)) or (
+            isinstance(raw_speech, np.ndarray) and raw_speech.ndim == 2
+        )
+        clips = list(raw_speech) if batched else [raw_speech]
+        mels = [self.log_mel(np.asarray(c, dtype=np.float32).reshape(-1)) for c in clips]
+        frames = max(m.shape[-1] for m in mels)
+        features = torch.zeros(len(mels), self.feature_size, frames)
+        mask = torch.zeros(len(mels), frames, dtype=torch.long)
+        for i, m in enumerate(mels):
+            features[i, :, : m.shape[-1]] = m
+            mask[i, : m.shape[-1]] = 1
+        data = {"input_features": features, "attention_mask": mask}
+        return BatchFeature(data, tensor_type=return_tensors)
+
+
+class MirganProcessor(ProcessorMixin):
+    """Pairs the audio feature extractor with the text tokenizer and validates every clip."""
+
+    def __init__(self, feature_extractor, tokenizer, max_text_length: int = 128):
+        self.max_text_length = max_text_length
+        super().__init__(feature_extractor, tokenizer)
+
+    @property
+    def sampling_rate(self) -> int:
+        return self.feature_extractor.sampling_rate
+
+    def prepare_audio(self, audio, sampling_rate: int | None = None, name: str = "array") -> np.ndarray:
+        """A validated mono waveform at the encoder's rate from a path, bytes or an array."""
+        if isinstance(audio, (str, Path, bytes)):
+            wave = load_audio(audio, self.sampling_rate)
+            name = "bytes" if isinstance(audio, bytes) else str(audio)
+        elif isinstance(audio, dict):
+            wave = to_mono_16k(audio["array"], audio["sampling_rate"], self.sampling_rate, audio.get("path") or name)
+        else:
+            if sampling_rate is None:
+                raise AudioError(f"{name}: an array needs its sampling_rate")
+            if isinstance(audio, torch.Tensor):
+                audio = audio.detach().cpu().numpy()
+            wave = to_mono_16k(audio, sampling_rate, self.sampling_rate, name)
+        if wave.shape[0] < MIN_SAMPLES:
+            raise AudioError(
+                f"{name}: clip has {wave.shape[0]} samples at {self.sampling_rate} Hz, "
+                f"shorter than the encoder's minimum of {MIN_SAMPLES}"
+            )
+        return wave
+
+    def __call__(self, audio=None, text=None, sampling_rate=None, return_tensors="pt", **kwargs) -> BatchFeature:
+        if audio is None and text is None:
+            raise ValueError("MirganProcessor needs audio, text or both")
+        data = {}
+        if audio is not None:
+            single = not isinstance(audio, (list, tuple))
+            clips = [audio] if single else list(audio)
+            waves = [self.prepare_audio(a, sampling_rate, f"array[{i}]") for i, a in enumerate(clips)]
+            features = self.feature_extractor(
+                waves if len(waves) > 1 or not single else waves[0],
+                sampling_rate=self.sampling_rate,
+                padding=True,
+                return_attention_mask=True,
+                return_tensors=return_tensors,
+            )
+            data.update(features)
+        if text is not None:
+            texts = [text] if isinstance(text, str) else list(text)
+            for i, t in enumerate(texts):
+                if not isinstance(t, str) or not t.strip():
+                    raise ValueError(f"text[{i}]: transcript is empty or not a string ({t!r})")
+            tokens = self.tokenizer(
+                texts, padding=True, truncation=True, max_length=self.max_text_length, return_tensors=return_tensors
+            )
+            data["input_ids"] = tokens["input_ids"]
+            data["text_attention_mask"] = tokens["attention_mask"]
+            if "token_type_ids" in tokens:
+                data["token_type_ids"] = tokens["token_type_ids"]
+        return BatchFeature(data, tensor_type=return_tensors)
+
+
+def build_processor(audio_encoder_name: str, text_encoder_name: str) -> MirganProcessor:
+    """The processor for a pair of pre-trained encoders (resolved like the encoders themselves)."""
+    from transformers import AutoConfig, AutoFeatureExtractor, AutoTokenizer
+
+    from modeling_mirgan.encoders import resolve_pretrained
+
+    audio_folder = resolve_pretrained(audio_encoder_name)
+    if AutoConfig.from_pretrained(audio_folder).model_type == "whisper":
+        base = WhisperFeatureExtractor.from_pretrained(audio_folder)
+        feature_extractor = MirganWhisperFeatureExtractor(
+            feature_size=base.feature_size, sampling_rate=base.sampling_rate,
+            hop_length=base.hop_length, n_fft=base.n_fft,
+        )
+    else:
+        feature_extractor = AutoFeatureExtractor.from_pretrained(audio_folder)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained(text_encoder_name))
+    return MirganProcessor(feature_extractor, tokenizer)
