@@ -37,3 +37,10 @@ __all__ = [
     "MirganWhisperFeatureExtractor",
     "from_encoders",
 ]
+
+# Saved checkpoints carry these classes' code and an ``auto_map``, so a Hub user without the package
+# can load them with ``trust_remote_code=True``; with the package installed the registered classes win.
+MirganConfig.register_for_auto_class()
+MirganForEmotionClassification.register_for_auto_class("AutoModelForAudioClassification")
+MirganWhisperFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
+MirganProcessor.register_for_auto_class("AutoProcessor")

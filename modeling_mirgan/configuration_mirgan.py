@@ -37,6 +37,7 @@ class MirganConfig(PreTrainedConfig):
     audio_encoder_name: str = "openai/whisper-base"
     text_encoder_name: str = "sentence-transformers/all-MiniLM-L6-v2"
     audio_encoder_hash: str = ""
+    text_encoder_hash: str = ""
     layer_pooling: str = "weighted"
     projection_dim: int = 256
     classifier_dropout: float = 0.2
@@ -51,7 +52,7 @@ class MirganConfig(PreTrainedConfig):
     lambda_info: float = 1.0
     lambda_text_info: float = 0.1
     temperature_init: float = 0.07
-    max_window_seconds: float = 30.0
+    initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)

@@ -83,6 +83,19 @@ class MirganPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = False
     _supports_sdpa = True
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """Load, then move every tensor to freshly allocated memory.
+
+        safetensors maps tensors at 8-byte offsets; CPU matmul kernels round differently on such
+        memory than on the 64-byte-aligned memory of a model built in this process, so without this
+        a reloaded model's logits differ from the saved model's in the last bit."""
+        model = super().from_pretrained(*args, **kwargs)
+        with torch.no_grad():
+            for tensor in [*model.parameters(), *model.buffers()]:
+                tensor.data = tensor.data.clone()
+        return model
+
     def _init_weights(self, module):
         if isinstance(module, MirganForEmotionClassification):
             nn.init.zeros_(module.layer_weights)
@@ -198,13 +211,14 @@ def from_encoders(
     from .encoders import load_pretrained_encoder, weights_hash
 
     audio, audio_config, audio_folder = load_pretrained_encoder(audio_encoder_name, audio=True)
-    text, text_config, _ = load_pretrained_encoder(text_encoder_name, audio=False)
+    text, text_config, text_folder = load_pretrained_encoder(text_encoder_name, audio=False)
     config = MirganConfig(
         audio_encoder=audio_config.to_dict(),
         text_encoder=text_config.to_dict(),
         audio_encoder_name=audio_encoder_name,
         text_encoder_name=text_encoder_name,
         audio_encoder_hash=weights_hash(audio_folder),
+        text_encoder_hash=weights_hash(text_folder),
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
         **config_kwargs,

@@ -1,0 +1,188 @@
+"""The feature cache: encoder outputs and stage-1 features written by ``datasets.map``.
+
+Each map writes an Arrow file whose name is a fingerprint of everything that determines its
+content (rows and their audio files, encoder names and weight hashes, pooling, stage-1 weights).
+A second identical run finds the file and loads it instead of recomputing; a damaged file fails
+to load and is rebuilt. Under several processes each rank maps its own shard of the rows, and
+every rank then reads the merged shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from datasets import Array2D, Dataset, Features, Sequence, Value, concatenate_datasets
+
+from processing import AudioError
+
+logger = logging.getLogger("mirgan")
+FEATURE_VERSION = "1"  # bump when the extraction code changes what it writes
+
+
+def fingerprint(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def rows_signature(dataset: Dataset) -> str:
+    """Ids, audio paths with size and mtime, and transcripts: changes when any input changes."""
+    digest = hashlib.sha256()
+    for row_id, path, text in zip(dataset["id"], dataset["audio"], dataset["text"]):
+        stat = os.stat(path) if os.path.exists(path) else None
+        digest.update(f"{row_id}|{path}|{stat.st_size if stat else -1}|{stat.st_mtime_ns if stat else -1}|{text}\n".encode())
+    return digest.hexdigest()
+
+
+def cached_map(dataset: Dataset, function, cache_path: Path, features: Features, batch_size: int,
+               rank: int = 0, world_size: int = 1, barrier=None, desc: str = "") -> tuple[Dataset, bool]:
+    """``dataset.map(function)`` cached at ``cache_path``; returns (result, whether it was a cache hit).
+
+    With ``world_size > 1`` each rank maps rows ``rank::world_size`` into its own shard file; after
+    ``barrier()`` all ranks load every shard and restore the original row order."""
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    shard_paths = [cache_path.with_name(f"{cache_path.stem}-{r}of{world_size}.arrow") for r in range(world_size)]
+    hit = all(p.exists() for p in shard_paths)
+    dataset = dataset.add_column("_row", list(range(len(dataset))))
+    shard = dataset.shard(num_shards=world_size, index=rank, contiguous=False)
+    try:
+        shard.map(function, batched=True, batch_size=batch_size, features=features,
+                  remove_columns=[c for c in dataset.column_names if c != "_row"],
+                  cache_file_name=str(shard_paths[rank]), load_from_cache_file=True, desc=desc,
+                  new_fingerprint=f"{cache_path.stem}-{rank}of{world_size}")
+    except Exception as err:  # a damaged cache file: say so, delete it and rebuild
+        if not shard_paths[rank].exists():
+            raise
+        logger.warning("feature cache %s is unreadable (%s); rebuilding it", shard_paths[rank], err)
+        shard_paths[rank].unlink()
+        shard.map(function, batched=True, batch_size=batch_size, features=features,
+                  remove_columns=[c for c in dataset.column_names if c != "_row"],
+                  cache_file_name=str(shard_paths[rank]), load_from_cache_file=False, desc=desc,
+                  new_fingerprint=f"{cache_path.stem}-{rank}of{world_size}")
+        hit = False
+    if barrier is not None:
+        barrier()
+    merged = concatenate_datasets([Dataset.from_file(str(p)) for p in shard_paths]).sort("_row")
+    if len(merged) != len(dataset) or merged["_row"] != list(range(len(dataset))):
+        raise RuntimeError(f"feature cache {cache_path}: expected {len(dataset)} rows, found {len(merged)}; delete it")
+    return merged.remove_columns("_row"), hit
+
+
+def audio_durations(paths: list[str]) -> list[float]:
+    out = []
+    for path in paths:
+        try:
+            info = sf.info(path)
+            out.append(info.frames / info.samplerate)
+        except Exception:  # noqa: BLE001 - unreadable files are reported when they are decoded
+            out.append(0.0)
+    return out
+
+
+def extract_encoder_features(
+    dataset: Dataset,
+    model,
+    processor,
+    cache_dir: Path,
+    batch_size: int = 8,
+    use_text: bool = True,
+    rank: int = 0,
+    world_size: int = 1,
+    barrier=None,
+) -> tuple[Dataset, bool]:
+    """Per-layer pooled audio features ``[L, D]`` and pooled text features for every row.
+
+    A clip that cannot be decoded raises ``AudioError`` naming the file; callers that skip bad
+    clips validate them first (``processing.validate_clips``)."""
+    config = model.config
+    layers, dim = config.num_audio_layers, config.audio_hidden_size
+    key = fingerprint(
+        FEATURE_VERSION, rows_signature(dataset), config.audio_encoder_name, config.audio_encoder_hash,
+        config.audio_encoder.to_dict(), config.text_encoder_name, config.text_encoder_hash, use_text,
+        processor.feature_extractor.to_dict(),
+    )
+    features = Features({
+        "_row": Value("int64"),
+        "audio_features": Array2D((layers, dim), "float32"),
+        "text_features": Sequence(Value("float32"), length=config.text_hidden_size),
+    })
+    encoder_model = model
+
+    @torch.inference_mode()
+    def encode(batch):
+        waves = [processor.prepare_audio(path) for path in batch["audio"]]
+        order = np.argsort([len(w) for w in waves])  # similar lengths together: less padding
+        audio_out = np.zeros((len(waves), layers, dim), np.float32)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            inputs = processor(audio=[waves[i] for i in idx], sampling_rate=processor.sampling_rate)
+            audio_out[idx] = encoder_model.encode_audio(**inputs).float().numpy()
+        text_out = np.zeros((len(waves), config.text_hidden_size), np.float32)
+        if use_text:
+            tokens = processor(text=list(batch["text"]))
+            text_out[:] = encoder_model.encode_text(
+                tokens["input_ids"], tokens["text_attention_mask"], tokens.get("token_type_ids")
+            ).float().numpy()
+        return {"_row": batch["_row"], "audio_features": audio_out, "text_features": text_out}
+
+    # Sort by duration so each map batch holds clips of similar length (less padding).
+    order = np.argsort(audio_durations(dataset["audio"]), kind="stable")
+    sorted_ds = dataset.select(order)
+    result, hit = cached_map(
+        sorted_ds, encode, cache_dir / f"encoder-{key}.arrow", features, batch_size=batch_size * 4,
+        rank=rank, world_size=world_size, barrier=barrier, desc="Encoding audio",
+    )
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return result.select(inverse), hit
+
+
+def state_hash(module: torch.nn.Module, prefixes: tuple[str, ...] = ()) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        if not prefixes or name.startswith(prefixes):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:20]
+
+
+STAGE1_PARTS = ("audio_mean", "audio_std", "text_mean", "text_std", "layer_weights", "audio_projection", "text_projection")
+
+
+def stage1_features(encoder_features: Dataset, model, cache_dir: Path, source_key: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``h = P_a(a)`` and ``u = P_t(t)`` of every row, cached under the stage-1 weights' hash."""
+    d = model.config.projection_dim
+    key = fingerprint(FEATURE_VERSION, source_key, state_hash(model, STAGE1_PARTS), model.config.layer_pooling)
+    features = Features({"_row": Value("int64"), "h": Sequence(Value("float32"), length=d),
+                         "u": Sequence(Value("float32"), length=d)})
+
+    @torch.no_grad()
+    def project(batch):
+        model.eval()
+        audio = torch.as_tensor(np.asarray(batch["audio_features"]), dtype=torch.float32)
+        text = torch.as_tensor(np.asarray(batch["text_features"]), dtype=torch.float32)
+        return {"_row": batch["_row"], "h": model.project_audio(audio).numpy(), "u": model.project_text(text).numpy()}
+
+    source = encoder_features.with_format(None)
+    result, _ = cached_map(source, project, cache_dir / f"stage1-{key}.arrow", features, batch_size=256, desc="Stage-1 features")
+    result.set_format("torch", columns=["h", "u"])
+    return result["h"].float(), result["u"].float()
+
+
+def drop_bad_clips(dataset: Dataset, processor) -> tuple[Dataset, dict[str, list[str]]]:
+    """Rows whose audio decodes and validates; the others grouped by problem (for --skip_bad)."""
+    keep, bad = [], {}
+    for i, path in enumerate(dataset["audio"]):
+        try:
+            processor.prepare_audio(path)
+            keep.append(i)
+        except AudioError as err:
+            reason = str(err)[len(str(path)) + 2 :].split(" (")[0]
+            bad.setdefault(reason, []).append(str(path))
+            logger.warning("skipping %s", err)
+    return dataset.select(keep), bad

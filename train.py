@@ -1,0 +1,764 @@
+"""Train mirgan end to end: encoders -> feature cache -> stage 1 -> stage 2 InfoGAN -> stage 3.
+
+    python train.py                                  # the embedded EmoDB 4-class default
+    python train.py --dataset_dir DIR --classes angry happy neutral sad
+    python train.py config.yaml                      # the same arguments from a YAML/JSON file
+    torchrun --nproc_per_node 2 train.py ...         # data parallel (CPU: gloo)
+
+For every speaker-independent fold: stage 1 trains the projections and classifiers on cached
+encoder features (validation speakers inside the training fold pick the number of epochs and the
+synthetic ratio), the stage-1 features h/u are cached with ``datasets.map``, stage 2 trains the
+generator with the MI term computed through the frozen stage-1 classifier and alignment heads,
+stage 3 retrains the classifier on real + synthetic features. Held-out speakers give UA/WA/F1 for
+the stage-1 baseline and for every augmentation method. A final model is then trained on all
+speakers and saved with its processor and model card.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+from transformers import HfArgumentParser
+
+import modeling_mirgan
+from datasets_scripts import Fold, Protocol, load_corpus
+from datasets_scripts.features import drop_bad_clips, extract_encoder_features, fingerprint, stage1_features
+from modeling_mirgan import from_encoders
+from modeling_mirgan.augment import PEERS, class_balanced_counts, peer_samples
+from modeling_mirgan.losses import (
+    discriminator_loss,
+    generator_adversarial_loss,
+    generator_quality,
+    gradient_penalty,
+    info_nce,
+    information_maximization,
+)
+from processing import build_processor
+
+logger = logging.getLogger("mirgan")
+ROOT = Path(__file__).resolve().parent
+DEFAULT_DATA = ROOT / "data" / "emodb4"
+GENERATIVE = ("cgan", "mirgan")
+
+
+@dataclass
+class DataArguments:
+    dataset: str = field(default="audiofolder", metadata={"help": "iemocap, msp_improv, msp_podcast, emodb, ravdess or audiofolder"})
+    dataset_dir: str = field(default=str(DEFAULT_DATA), metadata={"help": "corpus folder (alias: --data_dir)"})
+    protocol: str | None = field(default=None, metadata={"help": "corpus protocol, e.g. 4class; default: the literature's"})
+    label_column: str = "label"
+    speaker_column: str = "speaker"
+    text_column: str = "text"
+    classes: list[str] | None = field(default=None, metadata={"help": "labels to keep, in this order (others are dropped and counted)"})
+    folds: int = field(default=5, metadata={"help": "k speaker folds for corpora without a standard protocol"})
+    test_speakers: list[str] | None = field(default=None, metadata={"help": "a fixed test split instead of k folds"})
+    max_folds: int | None = field(default=None, metadata={"help": "run only the first N folds (quick checks)"})
+    skip_bad: bool = field(default=False, metadata={"help": "skip undecodable/invalid clips (counted in results.json) instead of stopping"})
+
+
+@dataclass
+class ModelArguments:
+    audio_encoder: str = "openai/whisper-base"
+    text_encoder: str = "sentence-transformers/all-MiniLM-L6-v2"
+    mode: str = field(default="unimodal", metadata={"help": "unimodal (audio) or multimodal (audio + transcript)"})
+    layer_pooling: str = field(default="weighted", metadata={"help": "weighted, mean or last"})
+    projection_dim: int = 256
+    noise_dim: int = 64
+    generator_hidden_sizes: list[int] = field(default_factory=list)
+    generator_text_condition: bool = True
+    discriminator_hidden_sizes: list[int] = field(default_factory=list)
+    adversarial_loss: str = "nonsaturating"
+
+
+@dataclass
+class TrainArguments:
+    output_dir: str | None = field(default=None, metadata={"help": "default: outputs/<dataset>-<mode>"})
+    cache_dir: str | None = field(default=None, metadata={"help": "feature cache; default: <MIRGAN_CACHE>/features"})
+    seed: int = 0
+    seeds: list[int] | None = field(default=None, metadata={"help": "several seeds (benchmarks); default: [seed]"})
+    fractions: list[float] = field(default_factory=lambda: [1.0], metadata={"help": "stratified share of each training fold"})
+    methods: list[str] = field(default_factory=lambda: ["mirgan"], metadata={"help": f"augmentation methods: {PEERS + GENERATIVE}"})
+    lambda_con: float = 0.1
+    lambda_im: float = 0.1
+    lambda_info: float = 1.0
+    lambda_text_info: float = 0.1
+    stage1_max_epochs: int = 120
+    stage1_lr: float = 3e-3
+    weight_decay: float = 1e-2
+    batch_size: int = 32
+    gan_steps: int = 600
+    gan_lr: float = 2e-4
+    gan_batch_size: int = 64
+    synthetic_ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0], metadata={"help": "candidates, chosen on validation speakers"})
+    synthetic_weight: float = 0.5
+    stage3_epochs: int = 40
+    stage3_lr: float = 1e-3
+    extraction_batch_size: int = 8
+    resume: bool = False
+    final_model: bool = field(default=True, metadata={"help": "train and save a model on all speakers"})
+    report: bool = field(default=True, metadata={"help": "write report/ (plots and report.md)"})
+    push_to_hub: bool = False
+    hub_model_id: str | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Small numerics on cached features
+# --------------------------------------------------------------------------------------------
+
+
+def stratified_subsample(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Indices of a stratified ``fraction`` of rows (at least 2 per class), the same for every method."""
+    if fraction >= 1.0:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        keep.extend(rng.permutation(idx)[: max(2, int(round(fraction * len(idx))))])
+    return np.sort(np.array(keep))
+
+
+def validation_speakers(speakers: list[str], genders: list[str], k: int) -> list[str]:
+    """About 1/k of the training speakers (gender-balanced when genders are known) for selection."""
+    unique = sorted(set(speakers))
+    by_gender: dict[str, list[str]] = {}
+    gender_of = dict(zip(speakers, genders))
+    for s in unique:
+        by_gender.setdefault(gender_of.get(s, ""), []).append(s)
+    n = max(1, round(len(unique) / max(k, 2)))
+    picked, groups = [], [g for g in by_gender.values() if g]
+    while len(picked) < n and any(groups):
+        for g in groups:
+            if g and len(picked) < n:
+                picked.append(g.pop(len(g) // 2))
+    return picked
+
+
+@dataclass
+class FoldData:
+    """Cached encoder features of one fold's rows, as tensors."""
+
+    audio: torch.Tensor  # [N, L, D]
+    text: torch.Tensor  # [N, Dt]
+    labels: torch.Tensor  # [N]
+    groups: torch.Tensor  # [N] transcript id: same-transcript pairs are not InfoNCE negatives
+
+    def take(self, idx) -> "FoldData":
+        idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
+        return FoldData(self.audio[idx], self.text[idx], self.labels[idx], self.groups[idx])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator, accelerator: Accelerator):
+    """Shuffled mini-batches, each rank taking its share so DDP sees a different slice per process."""
+    order = torch.randperm(n, generator=generator)
+    for start in range(0, n, batch_size * accelerator.num_processes):
+        chunk = order[start : start + batch_size * accelerator.num_processes]
+        mine = chunk[accelerator.process_index :: accelerator.num_processes]
+        if len(mine) > 1:
+            yield mine
+
+
+def set_standardisation(model, data: FoldData) -> None:
+    model.audio_mean.copy_(data.audio.mean(0))
+    model.audio_std.copy_(data.audio.std(0).clamp_min(1e-4))
+    model.text_mean.copy_(data.text.mean(0))
+    model.text_std.copy_(data.text.std(0).clamp_min(1e-4))
+
+
+def head_parameters(model) -> list[nn.Parameter]:
+    return [
+        model.layer_weights, model.logit_scale,
+        *model.audio_projection.parameters(), *model.text_projection.parameters(),
+        *model.classifier.parameters(), *model.multimodal_classifier.parameters(),
+    ]
+
+
+def freeze_all_but(model, trainable: list[nn.Parameter]) -> None:
+    keep = {id(p) for p in trainable}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in keep)
+
+
+@torch.no_grad()
+def predict_logits(model, h: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
+    model.eval()
+    return model.classify(h, u)
+
+
+def evaluate_predictions(metric, accelerator: Accelerator, logits: torch.Tensor, labels: torch.Tensor) -> dict:
+    """UA/WA/F1 over the whole test set: every rank scores a slice, predictions are gathered once."""
+    n = len(labels)
+    mine = torch.arange(accelerator.process_index, n, accelerator.num_processes)
+    pairs = torch.stack([logits[mine].argmax(-1), labels[mine], mine], -1)
+    gathered = accelerator.gather_for_metrics(pairs, use_gather_object=True) if accelerator.num_processes > 1 else pairs
+    if isinstance(gathered, list):
+        gathered = torch.stack(gathered) if gathered and gathered[0].dim() == 1 else torch.cat(gathered)
+    gathered = gathered[torch.argsort(gathered[:, 2])]
+    if len(gathered) != n or not torch.equal(gathered[:, 2], torch.arange(n)):
+        raise RuntimeError(f"evaluation gathered {len(gathered)} predictions for {n} test clips")
+    scores = metric.compute(predictions=gathered[:, 0].tolist(), references=gathered[:, 1].tolist())
+    scores["n"] = n
+    scores["predictions"] = gathered[:, 0].tolist()
+    return scores
+
+
+# --------------------------------------------------------------------------------------------
+# Stage 1: aligned baseline on cached encoder features
+# --------------------------------------------------------------------------------------------
+
+
+def train_stage1(model, ddp_heads, optimizer, train: FoldData, args: TrainArguments, epochs: int,
+                 accelerator: Accelerator, seed: int, val: FoldData | None = None, metric=None) -> tuple[int, list[dict]]:
+    """Train heads for ``epochs``; with ``val`` returns the epoch count that maximised validation UA."""
+    use_text = args.lambda_con > 0 or model.config.mode == "multimodal"
+    generator = torch.Generator().manual_seed(seed)
+    best_epoch, best_ua, curve = epochs, -1.0, []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        for idx in batches(len(train), args.batch_size, generator, accelerator):
+            batch = train.take(idx)
+            out = ddp_heads(batch.audio, batch.text if use_text else None)
+            h, u, logits = out
+            loss = F.cross_entropy(logits, batch.labels)
+            if model.config.mode == "multimodal":
+                loss = loss + F.cross_entropy(model.classifier(model.dropout(h)), batch.labels)
+            if args.lambda_con > 0:
+                loss = loss + args.lambda_con * info_nce(h, u, model.logit_scale, batch.groups)
+            if args.lambda_im > 0:
+                loss = loss + args.lambda_im * information_maximization(logits)
+            optimizer.zero_grad()
+            accelerator.backward(loss)
+            optimizer.step()
+        record = {"epoch": epoch, "loss": float(loss)}
+        if val is not None:
+            with torch.no_grad():
+                model.eval()
+                h_val = model.project_audio(val.audio)
+                u_val = model.project_text(val.text) if model.config.mode == "multimodal" else None
+                pred = model.classify(h_val, u_val).argmax(-1)
+            ua = metric.compute(predictions=pred.tolist(), references=val.labels.tolist())["ua"]
+            record["val_ua"] = ua
+            if ua > best_ua + 1e-9:
+                best_ua, best_epoch = ua, epoch
+        curve.append(record)
+    return best_epoch, curve
+
+
+class Stage1Heads(nn.Module):
+    """The trainable stage-1 path as one module, so Accelerate can wrap exactly these weights."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, audio_features, text_features=None):
+        h = self.model.project_audio(audio_features)
+        u = self.model.project_text(text_features) if text_features is not None else None
+        return h, u, self.model.classify(h, u if self.model.config.mode == "multimodal" else None)
+
+
+def run_stage1(model, train: FoldData, args: TrainArguments, epochs: int, accelerator: Accelerator, seed: int,
+               val: FoldData | None = None, metric=None):
+    set_seed(seed)
+    model._init_weights(model)  # fresh heads, standardisation from this fold's training rows
+    for module in (model.audio_projection, model.text_projection, model.classifier, model.multimodal_classifier):
+        model._init_weights(module)
+    set_standardisation(model, train)
+    freeze_all_but(model, head_parameters(model))
+    heads = Stage1Heads(model)
+    optimizer = torch.optim.AdamW(head_parameters(model), lr=args.stage1_lr, weight_decay=args.weight_decay)
+    ddp_heads, optimizer = accelerator.prepare(heads, optimizer)
+    result = train_stage1(model, ddp_heads, optimizer, train, args, epochs, accelerator, seed, val, metric)
+    accelerator.free_memory()
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Stage 2: InfoGAN on stage-1 features, MI through the frozen stage-1 heads (reused, not copied)
+# --------------------------------------------------------------------------------------------
+
+
+def info_loss(model, fake: torch.Tensor, labels: torch.Tensor, text: torch.Tensor | None, groups, lambda_text: float):
+    """Barber-Agakov bound on I(c; h_hat) with the frozen classifier, plus InfoNCE agreement with text."""
+    d = model.config.projection_dim
+    if model.config.mode == "multimodal":  # a generated pair (h_hat, u_hat)
+        h_hat, u_hat = fake[:, :d], fake[:, d:]
+        logits = model.multimodal_classifier(torch.cat([h_hat, u_hat], -1))
+        return F.cross_entropy(logits, labels) + info_nce(h_hat, u_hat, model.logit_scale), logits
+    logits = model.classifier(fake)
+    loss = F.cross_entropy(logits, labels)
+    if lambda_text > 0 and text is not None:
+        loss = loss + lambda_text * info_nce(fake, text, model.logit_scale, groups)
+    return loss, logits
+
+
+def run_stage2(model, real: torch.Tensor, labels: torch.Tensor, text: torch.Tensor, groups: torch.Tensor,
+               args: TrainArguments, lambda_info: float, accelerator: Accelerator, seed: int) -> list[dict]:
+    """Train G and D on real stage-1 features ``real`` (``[h]`` or ``[h; u]`` pairs)."""
+    set_seed(seed)
+    model.eval()
+    for module in (model.generator, model.discriminator):
+        for layer in module.modules():
+            model._init_weights(layer)
+    freeze_all_but(model, [*model.generator.parameters(), *model.discriminator.parameters()])
+    g_opt = torch.optim.Adam(model.generator.parameters(), lr=args.gan_lr, betas=(0.5, 0.999))
+    d_opt = torch.optim.Adam(model.discriminator.parameters(), lr=args.gan_lr, betas=(0.5, 0.999))
+    generator, discriminator, g_opt, d_opt = accelerator.prepare(model.generator, model.discriminator, g_opt, d_opt)
+    kind = model.config.adversarial_loss
+    rng = torch.Generator().manual_seed(seed)
+    curve = []
+    for step in range(1, args.gan_steps + 1):
+        idx = torch.randint(0, len(real), (args.gan_batch_size,), generator=rng)
+        x, c, u, g = real[idx], labels[idx], text[idx], groups[idx]
+        noise = torch.randn(len(idx), model.config.noise_dim, generator=rng)
+        fake = generator(noise, c, u)
+        d_loss = discriminator_loss(kind, discriminator(x, c), discriminator(fake.detach(), c))
+        if kind == "wgan-gp":
+            d_loss = d_loss + 10.0 * gradient_penalty(discriminator, x, fake.detach(), c)
+        d_opt.zero_grad()
+        accelerator.backward(d_loss)
+        d_opt.step()
+        adv = generator_adversarial_loss(kind, discriminator(fake, c))
+        mi, logits = info_loss(model, fake, c, u, g, args.lambda_text_info)
+        g_loss = adv + lambda_info * mi
+        g_opt.zero_grad()
+        accelerator.backward(g_loss)
+        g_opt.step()
+        if step % 50 == 0 or step == args.gan_steps:
+            q_acc = (logits.argmax(-1) == c).float().mean().item()
+            curve.append({"step": step, "d_loss": d_loss.item(), "g_adv": adv.item(), "info": mi.item(), "q_accuracy": q_acc})
+    accelerator.free_memory()
+    return curve
+
+
+@torch.no_grad()
+def sample_generator(model, counts: np.ndarray, text_pool: torch.Tensor, labels_pool: torch.Tensor, seed: int):
+    """``counts[c]`` generated features per class; text conditions are real transcripts of class c."""
+    rng = torch.Generator().manual_seed(seed)
+    labels = torch.repeat_interleave(torch.arange(len(counts)), torch.as_tensor(counts))
+    text = torch.zeros(len(labels), text_pool.shape[1])
+    for c in range(len(counts)):
+        pool = text_pool[labels_pool == c] if (labels_pool == c).any() else text_pool
+        sel = labels == c
+        text[sel] = pool[torch.randint(0, len(pool), (int(sel.sum()),), generator=rng)]
+    noise = torch.randn(len(labels), model.config.noise_dim, generator=rng)
+    model.eval()
+    return model.generator(noise, labels, text), labels
+
+
+# --------------------------------------------------------------------------------------------
+# Stage 3: the classifier on real + synthetic features
+# --------------------------------------------------------------------------------------------
+
+
+def run_stage3(model, real: torch.Tensor, labels: torch.Tensor, synth: torch.Tensor, synth_labels: torch.Tensor,
+               args: TrainArguments, accelerator: Accelerator, seed: int, init: dict) -> None:
+    """Retrain the classifier(s) from their stage-1 weights ``init``; synthetic rows weigh ``synthetic_weight``."""
+    set_seed(seed)
+    model.classifier.load_state_dict(init["classifier"])
+    model.multimodal_classifier.load_state_dict(init["multimodal_classifier"])
+    d = model.config.projection_dim
+    multimodal = model.config.mode == "multimodal"
+    heads = [model.classifier] + ([model.multimodal_classifier] if multimodal else [])
+    params = [p for head in heads for p in head.parameters()]
+    freeze_all_but(model, params)
+    x = torch.cat([real, synth]) if len(synth) else real
+    y = torch.cat([labels, synth_labels]) if len(synth) else labels
+    w = torch.cat([torch.ones(len(real)), torch.full((len(synth),), args.synthetic_weight)])
+    optimizer = torch.optim.AdamW(params, lr=args.stage3_lr, weight_decay=args.weight_decay)
+    wrapped = nn.ModuleList(heads)
+    wrapped, optimizer = accelerator.prepare(wrapped, optimizer)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(args.stage3_epochs):
+        for idx in batches(len(x), args.batch_size * 2, gen, accelerator):
+            xb, yb, wb = x[idx], y[idx], w[idx]
+            h = model.dropout(xb[:, :d])
+            loss = (F.cross_entropy(wrapped[0](h), yb, reduction="none") * wb).sum() / wb.sum()
+            if multimodal:
+                loss = loss + (F.cross_entropy(wrapped[1](model.dropout(xb)), yb, reduction="none") * wb).sum() / wb.sum()
+            optimizer.zero_grad()
+            accelerator.backward(loss)
+            optimizer.step()
+    model.eval()
+    accelerator.free_memory()
+
+
+def synthetic_for(method: str, model, h_train, y_train, u_train, ratio: float, seed: int):
+    """Synthetic features of ``method`` (a peer or the trained generator), class-balanced."""
+    counts = class_balanced_counts(y_train.numpy(), model.config.num_labels, ratio)
+    if method == "none" or ratio == 0:
+        return torch.zeros(0, h_train.shape[1]), torch.zeros(0, dtype=torch.long)
+    if method in GENERATIVE:
+        return sample_generator(model, counts, u_train, y_train, seed)
+    x, y = peer_samples(method, h_train.numpy(), y_train.numpy(), counts, np.random.default_rng(seed))
+    return torch.from_numpy(x), torch.from_numpy(y).long()
+
+
+# --------------------------------------------------------------------------------------------
+# One fold: select on validation speakers, refit on the whole training fold, score the test fold
+# --------------------------------------------------------------------------------------------
+
+
+def real_features(model, data: FoldData) -> torch.Tensor:
+    """Stage-1 features the classifier and the generator work on: ``h`` or ``[h; u]`` pairs."""
+    with torch.no_grad():
+        model.eval()
+        h = model.project_audio(data.audio)
+        if model.config.mode == "multimodal":
+            return torch.cat([h, model.project_text(data.text)], -1)
+        return h
+
+
+def fit_all_stages(model, train: FoldData, args, accelerator, seed, epochs, methods, ratios, metric, cache_h):
+    """Stage 1, then per method stage 2 (generative ones) and stage 3. Returns per-method state."""
+    _, curve1 = run_stage1(model, train, args, epochs, accelerator, seed)
+    init = {"classifier": {k: v.clone() for k, v in model.classifier.state_dict().items()},
+            "multimodal_classifier": {k: v.clone() for k, v in model.multimodal_classifier.state_dict().items()}}
+    h_all, u_all = cache_h(model)
+    x_train = real_features(model, train)
+    u_train = model.project_text(train.text).detach()
+    states = {"stage1": {k: v.clone() for k, v in model.state_dict().items() if not k.startswith(("audio_encoder", "text_encoder"))},
+              "curves": {"stage1": curve1}, "methods": {}}
+    for method in methods:
+        quality, curve2 = None, None
+        if method in GENERATIVE:
+            lam = 0.0 if method == "cgan" else args.lambda_info
+            curve2 = run_stage2(model, x_train, train.labels, u_train, train.groups, args, lam, accelerator, seed + 1)
+            fake, fake_y = synthetic_for(method, model, x_train, train.labels, u_train, 1.0, seed + 2)
+            with torch.no_grad():
+                d = model.config.projection_dim
+                logits = (model.multimodal_classifier(fake) if model.config.mode == "multimodal" else model.classifier(fake))
+            quality = generator_quality(x_train[:, :d], train.labels, fake[:, :d], fake_y, logits, model.config.num_labels)
+            if model.config.mode == "multimodal":
+                quality["pair_agreement"] = float(F.cosine_similarity(fake[:, :d], fake[:, d:]).mean())
+        per_ratio = {}
+        for ratio in ratios:
+            synth, synth_y = synthetic_for(method, model, x_train, train.labels, u_train, ratio, seed + 3)
+            run_stage3(model, x_train, train.labels, synth, synth_y, args, accelerator, seed + 4, init)
+            per_ratio[ratio] = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("classifier", "multimodal_classifier"))}
+        gan = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("generator", "discriminator"))}
+        states["methods"][method] = {"quality": quality, "curve": curve2, "per_ratio": per_ratio, "gan": gan,
+                                     "synthetic": (synth, synth_y) if method in GENERATIVE else None}
+    states["h_all"], states["u_all"] = h_all, u_all
+    return states
+
+
+def scores_for(model, states, data_idx, data: FoldData, method: str | None, ratio, accelerator, metric):
+    """Score held-out rows with the stage-1 classifier (method None) or a method's stage-3 classifier."""
+    model.load_state_dict(states["stage1"], strict=False)
+    if method is not None:
+        model.load_state_dict(states["methods"][method]["per_ratio"][ratio], strict=False)
+    h = states["h_all"][data_idx]
+    u = states["u_all"][data_idx] if model.config.mode == "multimodal" else None
+    return evaluate_predictions(metric, accelerator, predict_logits(model, h, u), data.labels)
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------
+
+
+def parse_args() -> tuple[DataArguments, ModelArguments, TrainArguments]:
+    parser = HfArgumentParser((DataArguments, ModelArguments, TrainArguments))
+    argv = [a.replace("--data_dir", "--dataset_dir") for a in sys.argv[1:]]
+    if argv and argv[0].endswith((".yaml", ".yml", ".json")):
+        path = Path(argv[0])
+        values = parser.parse_yaml_file(path, allow_extra_keys=False) if path.suffix != ".json" else parser.parse_json_file(path)
+        if len(argv) > 1:  # command-line flags after the file override it
+            merged = {k: v for dc in values for k, v in asdict(dc).items()}
+            overrides = parser.parse_args_into_dataclasses(argv[1:], look_for_args_file=False)
+            defaults = [type(dc)() for dc in overrides]
+            for dc, default in zip(overrides, defaults):
+                for k, v in asdict(dc).items():
+                    if v != getattr(default, k):
+                        merged[k] = v
+            values = parser.parse_dict(merged)
+        return tuple(values)
+    return tuple(parser.parse_args_into_dataclasses(argv))
+
+
+def main() -> dict:
+    data_args, model_args, args = parse_args()
+    accelerator = Accelerator(log_with="tensorboard", project_dir=None)
+    logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    dataset_name = Path(data_args.dataset_dir).name if data_args.dataset == "audiofolder" else data_args.dataset
+    output_dir = Path(args.output_dir or ROOT / "outputs" / f"{dataset_name}-{model_args.mode}")
+    cache_dir = Path(args.cache_dir or modeling_mirgan.encoders.cache_dir() / "features")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    timing: dict[str, float] = {}
+    started = time.time()
+
+    # -- data --
+    corpus = load_corpus(
+        data_args.dataset, data_args.dataset_dir, protocol=data_args.protocol, skip_bad=data_args.skip_bad,
+        classes=data_args.classes, folds=data_args.folds, label_column=data_args.label_column,
+        speaker_column=data_args.speaker_column, text_column=data_args.text_column,
+    )
+    dataset, protocol = corpus.dataset, corpus.protocol
+    classes = list(protocol.classes)
+    if data_args.test_speakers:
+        protocol = Protocol(protocol.name + "-fixed-split", f"fixed test speakers {data_args.test_speakers}",
+                            classes, [Fold("fixed", "speaker", list(data_args.test_speakers))])
+    use_text = args.lambda_con > 0 or model_args.mode == "multimodal" or args.lambda_text_info > 0
+    missing_text = [p for p, t in zip(dataset["audio"], dataset["text"]) if not t.strip()]
+    if use_text and missing_text:
+        if model_args.mode == "multimodal" or not data_args.skip_bad:
+            if len(missing_text) == len(dataset) and model_args.mode != "multimodal":
+                logger.warning("no transcripts in this corpus: text alignment is off (lambda_con = lambda_text_info = 0)")
+                args.lambda_con = args.lambda_text_info = 0.0
+                use_text = False
+            else:
+                raise ValueError(f"{missing_text[0]}: missing transcript ({len(missing_text)} clips have none); "
+                                 "fill the text column, pass --skip_bad, or use --transcripts asr")
+    skipped = dict(corpus.skipped)
+    skipped_examples = {k: list(v) for k, v in corpus.skipped_examples.items()}
+
+    # -- model and processor --
+    t0 = time.time()
+    config_kwargs = {k: getattr(model_args, k) for k in (
+        "mode", "layer_pooling", "projection_dim", "noise_dim", "generator_hidden_sizes",
+        "generator_text_condition", "discriminator_hidden_sizes", "adversarial_loss")}
+    config_kwargs.update(lambda_con=args.lambda_con, lambda_im=args.lambda_im, lambda_info=args.lambda_info,
+                         lambda_text_info=args.lambda_text_info)
+    with accelerator.main_process_first():  # the first Whisper conversion happens once
+        model = from_encoders(classes, model_args.audio_encoder, model_args.text_encoder, **config_kwargs)
+        processor = build_processor(model_args.audio_encoder, model_args.text_encoder)
+    model.eval()
+    timing["load_encoders_s"] = time.time() - t0
+
+    if data_args.skip_bad:
+        dataset, bad = drop_bad_clips(dataset, processor)
+        for reason, paths in bad.items():
+            skipped[reason] = skipped.get(reason, 0) + len(paths)
+            skipped_examples.setdefault(reason, []).extend(paths[:10])
+
+    # -- encoder feature cache (datasets.map) --
+    t0 = time.time()
+    features, hit = extract_encoder_features(
+        dataset, model, processor, cache_dir, batch_size=args.extraction_batch_size, use_text=use_text,
+        rank=accelerator.process_index, world_size=accelerator.num_processes, barrier=accelerator.wait_for_everyone,
+    )
+    timing["extract_s"] = time.time() - t0
+    logger.info("encoder features: %s (%d clips, %.1f s)", "reused from cache" if hit else "computed and cached", len(features), timing["extract_s"])
+    features.set_format("torch", columns=["audio_features", "text_features"])
+    label_ids = torch.tensor([classes.index(l) for l in dataset["label"]])
+    texts = dataset["text"]
+    group_ids = torch.tensor([sorted(set(texts)).index(t) for t in texts])
+    all_data = FoldData(features["audio_features"].float(), features["text_features"].float(), label_ids, group_ids)
+    speakers, genders = dataset["speaker"], dataset["gender"]
+    metric = __import__("evaluate").load(str(ROOT / "datasets_scripts" / "metrics" / "ser_metrics"))
+
+    def cache_h(m):
+        return stage1_features(features, m, cache_dir, fingerprint(features._fingerprint))
+
+    # -- folds --
+    methods = list(dict.fromkeys(args.methods))
+    seeds = args.seeds or [args.seed]
+    folds = protocol.folds[: data_args.max_folds] if data_args.max_folds else protocol.folds
+    state_path = output_dir / "checkpoints" / "state.json"
+    run_key = fingerprint(asdict(data_args), asdict(model_args), {k: v for k, v in asdict(args).items() if k not in ("resume", "push_to_hub", "hub_model_id", "report")}, features._fingerprint)
+    done = {}
+    if args.resume and state_path.exists():
+        saved = json.loads(state_path.read_text())
+        if saved.get("run_key") == run_key:
+            done = saved["runs"]
+            logger.info("resuming: %d fold runs already complete", len(done))
+        else:
+            logger.warning("--resume: checkpoint in %s is from different arguments; starting over", state_path)
+    timing.update(stage1_s=0.0, stage2_s=0.0, stage3_s=0.0)
+    runs = []
+    total = len(folds) * len(seeds) * len(args.fractions)
+    bar = tqdm(total=total, desc="folds", disable=not accelerator.is_main_process)
+    tracker_ready = False
+    for fold_i, fold in enumerate(folds):
+        column = dataset[fold.column]
+        train_idx, test_idx = fold.split(column)
+        for seed in seeds:
+            for fraction in args.fractions:
+                key = f"{fold.name}|{seed}|{fraction}"
+                if key in done:
+                    runs.append(done[key])
+                    bar.update(1)
+                    continue
+                base_seed = seed * 100003 + fold_i * 1009 + int(fraction * 100)
+                labels_np = label_ids[train_idx].numpy()
+                sub = np.asarray(train_idx)[stratified_subsample(labels_np, fraction, base_seed)]
+                fold_speakers = [speakers[i] for i in sub]
+                val_spk = set(validation_speakers(fold_speakers, [genders[i] for i in sub], len(folds)))
+                inner = [i for i in sub if speakers[i] not in val_spk]
+                val = [i for i in sub if speakers[i] in val_spk]
+                if len({int(label_ids[i]) for i in inner}) < len(classes) or not val:
+                    inner, val = list(sub), list(sub)  # too few speakers to hold some out
+                t1 = time.time()
+                # selection on validation speakers inside the training fold
+                best_epoch, _ = run_stage1(model, all_data.take(inner), args, args.stage1_max_epochs, accelerator,
+                                           base_seed, all_data.take(val), metric)
+                timing["stage1_s"] += time.time() - t1
+                sel = fit_all_stages(model, all_data.take(inner), args, accelerator, base_seed, best_epoch, methods,
+                                     args.synthetic_ratios, metric, cache_h)
+                chosen = {}
+                for method in methods:
+                    val_ua = {r: scores_for(model, sel, val, all_data.take(val), method, r, accelerator, metric)["ua"]
+                              for r in args.synthetic_ratios}
+                    chosen[method] = max(val_ua, key=lambda r: (val_ua[r], -r))
+                # refit on the whole training fold with the selected settings, score held-out speakers
+                t2 = time.time()
+                fit = fit_all_stages(model, all_data.take(sub), args, accelerator, base_seed, best_epoch, methods,
+                                     sorted(set(chosen.values())), metric, cache_h)
+                timing["stage2_s"] += time.time() - t2
+                test = all_data.take(test_idx)
+                result = {"fold": fold.name, "seed": seed, "fraction": fraction, "n_train": len(sub),
+                          "n_test": len(test_idx), "validation_speakers": sorted(val_spk), "stage1_epochs": best_epoch,
+                          "test_speakers": sorted({speakers[i] for i in test_idx}), "methods": {}}
+                base = scores_for(model, fit, test_idx, test, None, None, accelerator, metric)
+                result["methods"]["baseline"] = base
+                for method in methods:
+                    s = scores_for(model, fit, test_idx, test, method, chosen[method], accelerator, metric)
+                    s["synthetic_ratio"] = chosen[method]
+                    s["quality"] = fit["methods"][method]["quality"]
+                    result["methods"][method] = s
+                result["curves"] = {"stage1": fit["curves"]["stage1"],
+                                    **{m: fit["methods"][m]["curve"] for m in methods if fit["methods"][m]["curve"]}}
+                result["references"] = test.labels.tolist()
+                runs.append(result)
+                done[key] = result
+                if accelerator.is_main_process:
+                    write_json_atomic(state_path, {"run_key": run_key, "runs": done})
+                    if not tracker_ready:
+                        accelerator.init_trackers("mirgan", config={})
+                        tracker_ready = True
+                    accelerator.log({f"{fold.name}/ua_{m}": v["ua"] for m, v in result["methods"].items()}, step=len(runs))
+                accelerator.wait_for_everyone()
+                bar.update(1)
+                logger.info("%s seed %d fraction %.2f: baseline UA %.3f | %s", fold.name, seed, fraction, base["ua"],
+                            " ".join(f"{m} UA {result['methods'][m]['ua']:.3f}" for m in methods))
+    bar.close()
+    timing["stage3_s"] = 0.0  # stage 3 time is inside the stage-2 total (measured together per refit)
+
+    results = summarise(runs, methods, classes, protocol, folds, dataset, data_args, model_args, args, model, skipped, skipped_examples)
+
+    # -- final model on all speakers --
+    if args.final_model:
+        t0 = time.time()
+        epochs = int(np.median([r["stage1_epochs"] for r in runs]))
+        final_method = "mirgan" if "mirgan" in methods else methods[0]
+        ratio = float(np.median([r["methods"][final_method]["synthetic_ratio"] for r in runs]))
+        all_idx = list(range(len(all_data)))
+        fit = fit_all_stages(model, all_data, args, accelerator, args.seed, epochs, [final_method], [ratio], metric, cache_h)
+        model.load_state_dict(fit["stage1"], strict=False)
+        model.load_state_dict(fit["methods"][final_method]["per_ratio"][ratio], strict=False)
+        model.load_state_dict(fit["methods"][final_method]["gan"], strict=False)
+        freeze_all_but(model, [])
+        timing["final_model_s"] = time.time() - t0
+        results["final_model"] = {"method": final_method, "synthetic_ratio": ratio, "stage1_epochs": epochs, "n_train": len(all_idx)}
+        if accelerator.is_main_process:
+            save_model(model, processor, output_dir / "model", results)
+            if args.report:
+                from datasets_scripts.report import write_report
+                write_report(output_dir / "report", results, runs, fit, all_data, classes, model)
+    timing["total_s"] = time.time() - started
+    results["timing"] = timing
+    if accelerator.is_main_process:
+        write_json_atomic(output_dir / "results.json", results)
+        if args.push_to_hub:
+            from modeling_mirgan.hub import push_model
+            push_model(output_dir / "model", args.hub_model_id)
+        logger.info("baseline UA %.3f ± %.3f | %s | results in %s", results["methods"]["baseline"]["ua_mean"],
+                    results["methods"]["baseline"]["ua_std"],
+                    " ".join(f"{m} UA {results['methods'][m]['ua_mean']:.3f} ± {results['methods'][m]['ua_std']:.3f}" for m in methods),
+                    output_dir)
+    accelerator.end_training()
+    return results
+
+
+def write_json_atomic(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, default=float))
+    os.replace(tmp, path)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values))
+
+
+def summarise(runs, methods, classes, protocol, folds, dataset, data_args, model_args, args, model, skipped, skipped_examples) -> dict:
+    import transformers
+
+    out_methods = {}
+    for method in ["baseline", *methods]:
+        entry = {}
+        for metric_name in ("ua", "wa", "f1"):
+            entry[f"{metric_name}_mean"], entry[f"{metric_name}_std"] = mean_std([r["methods"][method][metric_name] for r in runs])
+        entry["per_fold"] = [{"fold": r["fold"], "seed": r["seed"], "fraction": r["fraction"],
+                              **{k: r["methods"][method][k] for k in ("ua", "wa", "f1", "n")},
+                              **({"synthetic_ratio": r["methods"][method]["synthetic_ratio"]} if method != "baseline" else {})}
+                             for r in runs]
+        if len(args.fractions) > 1:
+            entry["by_fraction"] = {str(f): dict(zip(("ua_mean", "ua_std"), mean_std([r["methods"][method]["ua"] for r in runs if r["fraction"] == f])))
+                                    for f in args.fractions}
+        out_methods[method] = entry
+    mi = {}
+    for method in methods:
+        qualities = [r["methods"][method]["quality"] for r in runs if r["methods"][method]["quality"]]
+        if qualities:
+            mi[method] = {"per_fold": qualities, "mean": {k: float(np.nanmean([q[k] for q in qualities])) for k in qualities[0]}}
+    return {
+        "dataset": Path(data_args.dataset_dir).name if data_args.dataset == "audiofolder" else data_args.dataset,
+        "dataset_dir": str(data_args.dataset_dir),
+        "mode": model_args.mode,
+        "n_clips": len(dataset),
+        "n_skipped": sum(skipped.values()),
+        "skipped": skipped,
+        "skipped_examples": skipped_examples,
+        "classes": classes,
+        "protocol": {"name": protocol.name, "description": protocol.description + " Metrics: UA (mean per-class recall), WA (accuracy), macro-F1 on held-out speakers; mean ± std over folds and seeds.",
+                     "folds": [asdict(f) for f in folds], "runs": [{k: r[k] for k in ("fold", "seed", "fraction", "n_train", "n_test", "test_speakers", "validation_speakers", "stage1_epochs")} for r in runs]},
+        "methods": out_methods,
+        "mi": mi,
+        "arguments": {"data": asdict(data_args), "model": asdict(model_args), "train": asdict(args)},
+        "versions": {"mirgan": modeling_mirgan.__version__, "torch": torch.__version__,
+                     "transformers": transformers.__version__, "python": platform.python_version(),
+                     "audio_encoder": model.config.audio_encoder_name, "audio_encoder_hash": model.config.audio_encoder_hash,
+                     "text_encoder": model.config.text_encoder_name, "text_encoder_hash": model.config.text_encoder_hash},
+    }
+
+
+def save_model(model, processor, folder: Path, results: dict) -> None:
+    """``save_pretrained`` model + processor + model card, written to a temp folder then renamed."""
+    from modeling_mirgan.card import write_model_card
+
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.config.architectures = ["MirganForEmotionClassification"]
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    write_model_card(tmp, results)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+if __name__ == "__main__":
+    main()
