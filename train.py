@@ -83,7 +83,7 @@ class ModelArguments:
     noise_dim: int = 64
     generator_hidden_sizes: list[int] = field(default_factory=list)
     generator_text_condition: bool = True
-    discriminator_hidden_sizes: list[int] = field(default_factory=list)
+    discriminator_hidden_sizes: list[int] = field(default_factory=lambda: [256], metadata={"help": "[] is a linear discriminator; a linear one only matches class means (diversity ratio ~2.5 on EmoDB)"})
     adversarial_loss: str = "nonsaturating"
 
 
@@ -99,7 +99,7 @@ class TrainArguments:
     lambda_im: float = 0.1
     lambda_info: float = 1.0
     lambda_text_info: float = 0.1
-    stage1_max_epochs: int = 120
+    stage1_epochs: int = 100
     stage1_lr: float = 3e-3
     weight_decay: float = 1e-2
     batch_size: int = 32
@@ -159,10 +159,11 @@ class FoldData:
     text: torch.Tensor  # [N, Dt]
     labels: torch.Tensor  # [N]
     groups: torch.Tensor  # [N] transcript id: same-transcript pairs are not InfoNCE negatives
+    rows: torch.Tensor  # [N] row numbers in the corpus (and in the stage-1 feature cache)
 
     def take(self, idx) -> "FoldData":
         idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
-        return FoldData(self.audio[idx], self.text[idx], self.labels[idx], self.groups[idx])
+        return FoldData(self.audio[idx], self.text[idx], self.labels[idx], self.groups[idx], self.rows[idx])
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -222,23 +223,34 @@ def evaluate_predictions(metric, accelerator: Accelerator, logits: torch.Tensor,
     return scores
 
 
+def simulate_kill(stage: str) -> None:
+    """Fault injection for the resume tests: MIRGAN_KILL_AT=stage2:3 dies like SIGKILL at the 3rd stage-2 start."""
+    target = os.environ.get("MIRGAN_KILL_AT", "")
+    if target.startswith(stage + ":"):
+        SIMULATED_CALLS[stage] = SIMULATED_CALLS.get(stage, 0) + 1
+        if SIMULATED_CALLS[stage] == int(target.split(":")[1]):
+            os._exit(137)
+
+
+SIMULATED_CALLS: dict[str, int] = {}
+
+
 # --------------------------------------------------------------------------------------------
 # Stage 1: aligned baseline on cached encoder features
 # --------------------------------------------------------------------------------------------
 
 
-def train_stage1(model, ddp_heads, optimizer, train: FoldData, args: TrainArguments, epochs: int,
-                 accelerator: Accelerator, seed: int, val: FoldData | None = None, metric=None) -> tuple[int, list[dict]]:
-    """Train heads for ``epochs``; with ``val`` returns the epoch count that maximised validation UA."""
+def train_stage1(model, ddp_heads, optimizer, train: FoldData, args: TrainArguments,
+                 accelerator: Accelerator, seed: int) -> list[dict]:
+    """L_1 = CE (+ CE of the multimodal head) + lambda_con InfoNCE(h, u) + lambda_im IM, for a fixed number of epochs."""
     use_text = args.lambda_con > 0 or model.config.mode == "multimodal"
     generator = torch.Generator().manual_seed(seed)
-    best_epoch, best_ua, curve = epochs, -1.0, []
-    for epoch in range(1, epochs + 1):
+    curve = []
+    for epoch in range(1, args.stage1_epochs + 1):
         model.train()
         for idx in batches(len(train), args.batch_size, generator, accelerator):
             batch = train.take(idx)
-            out = ddp_heads(batch.audio, batch.text if use_text else None)
-            h, u, logits = out
+            h, u, logits = ddp_heads(batch.audio, batch.text if use_text else None)
             loss = F.cross_entropy(logits, batch.labels)
             if model.config.mode == "multimodal":
                 loss = loss + F.cross_entropy(model.classifier(model.dropout(h)), batch.labels)
@@ -249,19 +261,8 @@ def train_stage1(model, ddp_heads, optimizer, train: FoldData, args: TrainArgume
             optimizer.zero_grad()
             accelerator.backward(loss)
             optimizer.step()
-        record = {"epoch": epoch, "loss": float(loss)}
-        if val is not None:
-            with torch.no_grad():
-                model.eval()
-                h_val = model.project_audio(val.audio)
-                u_val = model.project_text(val.text) if model.config.mode == "multimodal" else None
-                pred = model.classify(h_val, u_val).argmax(-1)
-            ua = metric.compute(predictions=pred.tolist(), references=val.labels.tolist())["ua"]
-            record["val_ua"] = ua
-            if ua > best_ua + 1e-9:
-                best_ua, best_epoch = ua, epoch
-        curve.append(record)
-    return best_epoch, curve
+        curve.append({"epoch": epoch, "loss": loss.item()})
+    return curve
 
 
 class Stage1Heads(nn.Module):
@@ -277,8 +278,7 @@ class Stage1Heads(nn.Module):
         return h, u, self.model.classify(h, u if self.model.config.mode == "multimodal" else None)
 
 
-def run_stage1(model, train: FoldData, args: TrainArguments, epochs: int, accelerator: Accelerator, seed: int,
-               val: FoldData | None = None, metric=None):
+def run_stage1(model, train: FoldData, args: TrainArguments, accelerator: Accelerator, seed: int) -> list[dict]:
     set_seed(seed)
     model._init_weights(model)  # fresh heads, standardisation from this fold's training rows
     for module in (model.audio_projection, model.text_projection, model.classifier, model.multimodal_classifier):
@@ -288,9 +288,9 @@ def run_stage1(model, train: FoldData, args: TrainArguments, epochs: int, accele
     heads = Stage1Heads(model)
     optimizer = torch.optim.AdamW(head_parameters(model), lr=args.stage1_lr, weight_decay=args.weight_decay)
     ddp_heads, optimizer = accelerator.prepare(heads, optimizer)
-    result = train_stage1(model, ddp_heads, optimizer, train, args, epochs, accelerator, seed, val, metric)
+    curve = train_stage1(model, ddp_heads, optimizer, train, args, accelerator, seed)
     accelerator.free_memory()
-    return result
+    return curve
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,6 +315,7 @@ def info_loss(model, fake: torch.Tensor, labels: torch.Tensor, text: torch.Tenso
 def run_stage2(model, real: torch.Tensor, labels: torch.Tensor, text: torch.Tensor, groups: torch.Tensor,
                args: TrainArguments, lambda_info: float, accelerator: Accelerator, seed: int) -> list[dict]:
     """Train G and D on real stage-1 features ``real`` (``[h]`` or ``[h; u]`` pairs)."""
+    simulate_kill("stage2")
     set_seed(seed)
     model.eval()
     for module in (model.generator, model.discriminator):
@@ -420,57 +421,55 @@ def synthetic_for(method: str, model, h_train, y_train, u_train, ratio: float, s
 # --------------------------------------------------------------------------------------------
 
 
-def real_features(model, data: FoldData) -> torch.Tensor:
-    """Stage-1 features the classifier and the generator work on: ``h`` or ``[h; u]`` pairs."""
-    with torch.no_grad():
-        model.eval()
-        h = model.project_audio(data.audio)
-        if model.config.mode == "multimodal":
-            return torch.cat([h, model.project_text(data.text)], -1)
-        return h
-
-
-def fit_all_stages(model, train: FoldData, args, accelerator, seed, epochs, methods, ratios, metric, cache_h):
-    """Stage 1, then per method stage 2 (generative ones) and stage 3. Returns per-method state."""
-    _, curve1 = run_stage1(model, train, args, epochs, accelerator, seed)
+def fit_all_stages(model, train: FoldData, args, accelerator, seed, methods, ratios, cache_h, timing) -> dict:
+    """Stage 1, the stage-1 feature cache, then per method stage 2 (generative ones) and stage 3."""
+    t0 = time.time()
+    curve1 = run_stage1(model, train, args, accelerator, seed)
     init = {"classifier": {k: v.clone() for k, v in model.classifier.state_dict().items()},
             "multimodal_classifier": {k: v.clone() for k, v in model.multimodal_classifier.state_dict().items()}}
     h_all, u_all = cache_h(model)
-    x_train = real_features(model, train)
-    u_train = model.project_text(train.text).detach()
+    timing["stage1_s"] += time.time() - t0
+    multimodal = model.config.mode == "multimodal"
+    d = model.config.projection_dim
+    u_train = u_all[train.rows]
+    # the features the classifier and generator work on: h, or [h; u] pairs in multimodal mode
+    x_train = torch.cat([h_all[train.rows], u_train], -1) if multimodal else h_all[train.rows]
     states = {"stage1": {k: v.clone() for k, v in model.state_dict().items() if not k.startswith(("audio_encoder", "text_encoder"))},
-              "curves": {"stage1": curve1}, "methods": {}}
+              "curves": {"stage1": curve1}, "methods": {}, "h_all": h_all, "u_all": u_all}
     for method in methods:
-        quality, curve2 = None, None
+        quality, curve2, sample = None, None, None
+        t0 = time.time()
         if method in GENERATIVE:
             lam = 0.0 if method == "cgan" else args.lambda_info
             curve2 = run_stage2(model, x_train, train.labels, u_train, train.groups, args, lam, accelerator, seed + 1)
-            fake, fake_y = synthetic_for(method, model, x_train, train.labels, u_train, 1.0, seed + 2)
+            sample = synthetic_for(method, model, x_train, train.labels, u_train, 1.0, seed + 2)
+            fake, fake_y = sample
             with torch.no_grad():
-                d = model.config.projection_dim
-                logits = (model.multimodal_classifier(fake) if model.config.mode == "multimodal" else model.classifier(fake))
+                logits = model.multimodal_classifier(fake) if multimodal else model.classifier(fake)
             quality = generator_quality(x_train[:, :d], train.labels, fake[:, :d], fake_y, logits, model.config.num_labels)
-            if model.config.mode == "multimodal":
-                quality["pair_agreement"] = float(F.cosine_similarity(fake[:, :d], fake[:, d:]).mean())
+            if multimodal:  # semantic drift check: do generated pairs still agree in the aligned space?
+                quality["pair_cosine"] = float(F.cosine_similarity(fake[:, :d], fake[:, d:]).mean())
+                quality["pair_info_nce"] = float(info_nce(fake[:, :d], fake[:, d:], model.logit_scale))
+        timing["stage2_s"] += time.time() - t0
+        t0 = time.time()
         per_ratio = {}
         for ratio in ratios:
             synth, synth_y = synthetic_for(method, model, x_train, train.labels, u_train, ratio, seed + 3)
             run_stage3(model, x_train, train.labels, synth, synth_y, args, accelerator, seed + 4, init)
             per_ratio[ratio] = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("classifier", "multimodal_classifier"))}
+        timing["stage3_s"] += time.time() - t0
         gan = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("generator", "discriminator"))}
-        states["methods"][method] = {"quality": quality, "curve": curve2, "per_ratio": per_ratio, "gan": gan,
-                                     "synthetic": (synth, synth_y) if method in GENERATIVE else None}
-    states["h_all"], states["u_all"] = h_all, u_all
+        states["methods"][method] = {"quality": quality, "curve": curve2, "per_ratio": per_ratio, "gan": gan, "synthetic": sample}
     return states
 
 
-def scores_for(model, states, data_idx, data: FoldData, method: str | None, ratio, accelerator, metric):
+def scores_for(model, states, data: FoldData, method: str | None, ratio, accelerator, metric):
     """Score held-out rows with the stage-1 classifier (method None) or a method's stage-3 classifier."""
     model.load_state_dict(states["stage1"], strict=False)
     if method is not None:
         model.load_state_dict(states["methods"][method]["per_ratio"][ratio], strict=False)
-    h = states["h_all"][data_idx]
-    u = states["u_all"][data_idx] if model.config.mode == "multimodal" else None
+    h = states["h_all"][data.rows]
+    u = states["u_all"][data.rows] if model.config.mode == "multimodal" else None
     return evaluate_predictions(metric, accelerator, predict_logits(model, h, u), data.labels)
 
 
@@ -500,12 +499,12 @@ def parse_args() -> tuple[DataArguments, ModelArguments, TrainArguments]:
 
 def main() -> dict:
     data_args, model_args, args = parse_args()
-    accelerator = Accelerator(log_with="tensorboard", project_dir=None)
-    logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     dataset_name = Path(data_args.dataset_dir).name if data_args.dataset == "audiofolder" else data_args.dataset
     output_dir = Path(args.output_dir or ROOT / "outputs" / f"{dataset_name}-{model_args.mode}")
     cache_dir = Path(args.cache_dir or modeling_mirgan.encoders.cache_dir() / "features")
+    accelerator = Accelerator(log_with="tensorboard", project_dir=str(output_dir / "runs"))
+    logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     output_dir.mkdir(parents=True, exist_ok=True)
     timing: dict[str, float] = {}
     started = time.time()
@@ -558,15 +557,15 @@ def main() -> dict:
     t0 = time.time()
     features, hit = extract_encoder_features(
         dataset, model, processor, cache_dir, batch_size=args.extraction_batch_size, use_text=use_text,
-        rank=accelerator.process_index, world_size=accelerator.num_processes, barrier=accelerator.wait_for_everyone,
     )
     timing["extract_s"] = time.time() - t0
     logger.info("encoder features: %s (%d clips, %.1f s)", "reused from cache" if hit else "computed and cached", len(features), timing["extract_s"])
-    features.set_format("torch", columns=["audio_features", "text_features"])
+    columns = features.with_format("torch", columns=["audio_features", "text_features"])[:]
     label_ids = torch.tensor([classes.index(l) for l in dataset["label"]])
     texts = dataset["text"]
     group_ids = torch.tensor([sorted(set(texts)).index(t) for t in texts])
-    all_data = FoldData(features["audio_features"].float(), features["text_features"].float(), label_ids, group_ids)
+    all_data = FoldData(columns["audio_features"].float(), columns["text_features"].float(), label_ids, group_ids,
+                        torch.arange(len(label_ids)))
     speakers, genders = dataset["speaker"], dataset["gender"]
     metric = __import__("evaluate").load(str(ROOT / "datasets_scripts" / "metrics" / "ser_metrics"))
 
@@ -606,36 +605,29 @@ def main() -> dict:
                 labels_np = label_ids[train_idx].numpy()
                 sub = np.asarray(train_idx)[stratified_subsample(labels_np, fraction, base_seed)]
                 fold_speakers = [speakers[i] for i in sub]
-                val_spk = set(validation_speakers(fold_speakers, [genders[i] for i in sub], len(folds)))
+                val_spk = set(validation_speakers(fold_speakers, [genders[i] for i in sub], len(protocol.folds)))
                 inner = [i for i in sub if speakers[i] not in val_spk]
                 val = [i for i in sub if speakers[i] in val_spk]
                 if len({int(label_ids[i]) for i in inner}) < len(classes) or not val:
                     inner, val = list(sub), list(sub)  # too few speakers to hold some out
-                t1 = time.time()
-                # selection on validation speakers inside the training fold
-                best_epoch, _ = run_stage1(model, all_data.take(inner), args, args.stage1_max_epochs, accelerator,
-                                           base_seed, all_data.take(val), metric)
-                timing["stage1_s"] += time.time() - t1
-                sel = fit_all_stages(model, all_data.take(inner), args, accelerator, base_seed, best_epoch, methods,
-                                     args.synthetic_ratios, metric, cache_h)
+                # choose each method's synthetic ratio on validation speakers inside the training fold
+                inner_data, val_data = all_data.take(inner), all_data.take(val)
+                sel = fit_all_stages(model, inner_data, args, accelerator, base_seed, methods, args.synthetic_ratios, cache_h, timing)
                 chosen = {}
                 for method in methods:
-                    val_ua = {r: scores_for(model, sel, val, all_data.take(val), method, r, accelerator, metric)["ua"]
-                              for r in args.synthetic_ratios}
+                    val_ua = {r: scores_for(model, sel, val_data, method, r, accelerator, metric)["ua"] for r in args.synthetic_ratios}
                     chosen[method] = max(val_ua, key=lambda r: (val_ua[r], -r))
-                # refit on the whole training fold with the selected settings, score held-out speakers
-                t2 = time.time()
-                fit = fit_all_stages(model, all_data.take(sub), args, accelerator, base_seed, best_epoch, methods,
-                                     sorted(set(chosen.values())), metric, cache_h)
-                timing["stage2_s"] += time.time() - t2
+                # refit on the whole training fold with those choices, score the held-out speakers
+                fit = fit_all_stages(model, all_data.take(sub), args, accelerator, base_seed, methods,
+                                     sorted(set(chosen.values())), cache_h, timing)
                 test = all_data.take(test_idx)
                 result = {"fold": fold.name, "seed": seed, "fraction": fraction, "n_train": len(sub),
-                          "n_test": len(test_idx), "validation_speakers": sorted(val_spk), "stage1_epochs": best_epoch,
+                          "n_test": len(test_idx), "validation_speakers": sorted(val_spk),
                           "test_speakers": sorted({speakers[i] for i in test_idx}), "methods": {}}
-                base = scores_for(model, fit, test_idx, test, None, None, accelerator, metric)
+                base = scores_for(model, fit, test, None, None, accelerator, metric)
                 result["methods"]["baseline"] = base
                 for method in methods:
-                    s = scores_for(model, fit, test_idx, test, method, chosen[method], accelerator, metric)
+                    s = scores_for(model, fit, test, method, chosen[method], accelerator, metric)
                     s["synthetic_ratio"] = chosen[method]
                     s["quality"] = fit["methods"][method]["quality"]
                     result["methods"][method] = s
@@ -655,24 +647,22 @@ def main() -> dict:
                 logger.info("%s seed %d fraction %.2f: baseline UA %.3f | %s", fold.name, seed, fraction, base["ua"],
                             " ".join(f"{m} UA {result['methods'][m]['ua']:.3f}" for m in methods))
     bar.close()
-    timing["stage3_s"] = 0.0  # stage 3 time is inside the stage-2 total (measured together per refit)
 
     results = summarise(runs, methods, classes, protocol, folds, dataset, data_args, model_args, args, model, skipped, skipped_examples)
 
     # -- final model on all speakers --
     if args.final_model:
         t0 = time.time()
-        epochs = int(np.median([r["stage1_epochs"] for r in runs]))
         final_method = "mirgan" if "mirgan" in methods else methods[0]
         ratio = float(np.median([r["methods"][final_method]["synthetic_ratio"] for r in runs]))
-        all_idx = list(range(len(all_data)))
-        fit = fit_all_stages(model, all_data, args, accelerator, args.seed, epochs, [final_method], [ratio], metric, cache_h)
+        fit = fit_all_stages(model, all_data, args, accelerator, args.seed, [final_method], [ratio], cache_h, timing)
         model.load_state_dict(fit["stage1"], strict=False)
         model.load_state_dict(fit["methods"][final_method]["per_ratio"][ratio], strict=False)
         model.load_state_dict(fit["methods"][final_method]["gan"], strict=False)
+        model.set_generator_reference(fit["h_all"], all_data.labels, fit["u_all"])
         freeze_all_but(model, [])
         timing["final_model_s"] = time.time() - t0
-        results["final_model"] = {"method": final_method, "synthetic_ratio": ratio, "stage1_epochs": epochs, "n_train": len(all_idx)}
+        results["final_model"] = {"method": final_method, "synthetic_ratio": ratio, "n_train": len(all_data)}
         if accelerator.is_main_process:
             save_model(model, processor, output_dir / "model", results)
             if args.report:
@@ -735,7 +725,7 @@ def summarise(runs, methods, classes, protocol, folds, dataset, data_args, model
         "skipped_examples": skipped_examples,
         "classes": classes,
         "protocol": {"name": protocol.name, "description": protocol.description + " Metrics: UA (mean per-class recall), WA (accuracy), macro-F1 on held-out speakers; mean ± std over folds and seeds.",
-                     "folds": [asdict(f) for f in folds], "runs": [{k: r[k] for k in ("fold", "seed", "fraction", "n_train", "n_test", "test_speakers", "validation_speakers", "stage1_epochs")} for r in runs]},
+                     "folds": [asdict(f) for f in folds], "runs": [{k: r[k] for k in ("fold", "seed", "fraction", "n_train", "n_test", "test_speakers", "validation_speakers")} for r in runs]},
         "methods": out_methods,
         "mi": mi,
         "arguments": {"data": asdict(data_args), "model": asdict(model_args), "train": asdict(args)},

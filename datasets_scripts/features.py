@@ -3,8 +3,8 @@
 Each map writes an Arrow file whose name is a fingerprint of everything that determines its
 content (rows and their audio files, encoder names and weight hashes, pooling, stage-1 weights).
 A second identical run finds the file and loads it instead of recomputing; a damaged file fails
-to load and is rebuilt. Under several processes each rank maps its own shard of the rows, and
-every rank then reads the merged shards.
+to load and is rebuilt. Under several processes each rank maps its own shard of the rows and the
+main process merges the shards into the one cache file.
 """
 
 from __future__ import annotations
@@ -39,38 +39,70 @@ def rows_signature(dataset: Dataset) -> str:
     return digest.hexdigest()
 
 
+def load_cached(path: Path, n_rows: int) -> Dataset | None:
+    """A complete cache file, or None; an unreadable or truncated file is deleted (then rebuilt)."""
+    if not path.exists():
+        return None
+    try:
+        data = Dataset.from_file(str(path))
+        if len(data) == n_rows and data["_row"][:] == list(range(n_rows)):
+            return data
+        problem = f"{len(data)} rows, expected {n_rows}"
+    except Exception as err:  # noqa: BLE001 - any damage means rebuild
+        problem = f"{type(err).__name__}: {err}"
+    logger.warning("feature cache %s is damaged (%s); rebuilding it", path, problem)
+    path.unlink()
+    return None
+
+
+def distributed() -> tuple[int, int, callable]:
+    """(rank, world size, barrier) of the torch.distributed group that Accelerate started, if any."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), dist.barrier
+    return 0, 1, lambda: None
+
+
 def cached_map(dataset: Dataset, function, cache_path: Path, features: Features, batch_size: int,
-               rank: int = 0, world_size: int = 1, barrier=None, desc: str = "") -> tuple[Dataset, bool]:
+               desc: str = "") -> tuple[Dataset, bool]:
     """``dataset.map(function)`` cached at ``cache_path``; returns (result, whether it was a cache hit).
 
-    With ``world_size > 1`` each rank maps rows ``rank::world_size`` into its own shard file; after
-    ``barrier()`` all ranks load every shard and restore the original row order."""
+    With ``world_size > 1`` each rank maps one contiguous shard of the rows into a file, the main
+    process merges the shards into ``cache_path``, and every rank reads that one file: no row is
+    encoded twice and the cache is the same whatever the number of processes."""
+    rank, world_size, barrier = distributed()
     cache_path.parent.mkdir(parents=True, exist_ok=True)
-    shard_paths = [cache_path.with_name(f"{cache_path.stem}-{r}of{world_size}.arrow") for r in range(world_size)]
-    hit = all(p.exists() for p in shard_paths)
     dataset = dataset.add_column("_row", list(range(len(dataset))))
-    shard = dataset.shard(num_shards=world_size, index=rank, contiguous=False)
-    try:
-        shard.map(function, batched=True, batch_size=batch_size, features=features,
-                  remove_columns=[c for c in dataset.column_names if c != "_row"],
-                  cache_file_name=str(shard_paths[rank]), load_from_cache_file=True, desc=desc,
-                  new_fingerprint=f"{cache_path.stem}-{rank}of{world_size}")
-    except Exception as err:  # a damaged cache file: say so, delete it and rebuild
-        if not shard_paths[rank].exists():
-            raise
-        logger.warning("feature cache %s is unreadable (%s); rebuilding it", shard_paths[rank], err)
-        shard_paths[rank].unlink()
-        shard.map(function, batched=True, batch_size=batch_size, features=features,
-                  remove_columns=[c for c in dataset.column_names if c != "_row"],
-                  cache_file_name=str(shard_paths[rank]), load_from_cache_file=False, desc=desc,
-                  new_fingerprint=f"{cache_path.stem}-{rank}of{world_size}")
-        hit = False
-    if barrier is not None:
+    result = load_cached(cache_path, len(dataset)) if rank == 0 else None
+    barrier()  # rank 0 has checked (and deleted a damaged file) before the others look
+    if rank != 0:
+        result = load_cached(cache_path, len(dataset))
+    if result is not None:
+        return result.remove_columns("_row"), True
+    remove = [c for c in dataset.column_names if c != "_row"]
+    if world_size == 1:
+        dataset.map(function, batched=True, batch_size=batch_size, features=features, remove_columns=remove,
+                    cache_file_name=str(cache_path), load_from_cache_file=False, desc=desc)
+    else:
+        shard_path = cache_path.with_name(f"{cache_path.stem}.shard{rank}of{world_size}.arrow")
+        shard = dataset.shard(num_shards=world_size, index=rank, contiguous=True)
+        shard.map(function, batched=True, batch_size=batch_size, features=features, remove_columns=remove,
+                  cache_file_name=str(shard_path), load_from_cache_file=False, desc=desc)
         barrier()
-    merged = concatenate_datasets([Dataset.from_file(str(p)) for p in shard_paths]).sort("_row")
-    if len(merged) != len(dataset) or merged["_row"] != list(range(len(dataset))):
-        raise RuntimeError(f"feature cache {cache_path}: expected {len(dataset)} rows, found {len(merged)}; delete it")
-    return merged.remove_columns("_row"), hit
+        if rank == 0:
+            shards = [cache_path.with_name(f"{cache_path.stem}.shard{r}of{world_size}.arrow") for r in range(world_size)]
+            merged = concatenate_datasets([Dataset.from_file(str(p)) for p in shards])
+            tmp = cache_path.with_name(f".{cache_path.name}.tmp")
+            merged.flatten_indices(cache_file_name=str(tmp))
+            os.replace(tmp, cache_path)
+            for p in shards:
+                p.unlink()
+    barrier()
+    result = load_cached(cache_path, len(dataset))
+    if result is None:
+        raise RuntimeError(f"feature cache {cache_path} could not be written")
+    return result.remove_columns("_row"), False
 
 
 def audio_durations(paths: list[str]) -> list[float]:
@@ -91,9 +123,6 @@ def extract_encoder_features(
     cache_dir: Path,
     batch_size: int = 8,
     use_text: bool = True,
-    rank: int = 0,
-    world_size: int = 1,
-    barrier=None,
 ) -> tuple[Dataset, bool]:
     """Per-layer pooled audio features ``[L, D]`` and pooled text features for every row.
 
@@ -134,8 +163,7 @@ def extract_encoder_features(
     order = np.argsort(audio_durations(dataset["audio"]), kind="stable")
     sorted_ds = dataset.select(order)
     result, hit = cached_map(
-        sorted_ds, encode, cache_dir / f"encoder-{key}.arrow", features, batch_size=batch_size * 4,
-        rank=rank, world_size=world_size, barrier=barrier, desc="Encoding audio",
+        sorted_ds, encode, cache_dir / f"encoder-{key}.arrow", features, batch_size=batch_size * 4, desc="Encoding audio",
     )
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
@@ -170,8 +198,8 @@ def stage1_features(encoder_features: Dataset, model, cache_dir: Path, source_ke
 
     source = encoder_features.with_format(None)
     result, _ = cached_map(source, project, cache_dir / f"stage1-{key}.arrow", features, batch_size=256, desc="Stage-1 features")
-    result.set_format("torch", columns=["h", "u"])
-    return result["h"].float(), result["u"].float()
+    columns = result.with_format("torch", columns=["h", "u"])[:]
+    return columns["h"].float(), columns["u"].float()
 
 
 def drop_bad_clips(dataset: Dataset, processor) -> tuple[Dataset, dict[str, list[str]]]:

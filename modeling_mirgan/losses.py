@@ -67,26 +67,35 @@ def generator_quality(
     num_labels: int,
 ) -> dict[str, float]:
     """MI estimate I(c; h_hat) = H(c) - CE in bits, Q-accuracy, diversity ratio, Fréchet distance."""
-    counts = torch.bincount(fake_labels, minlength=num_labels).double()
-    prior = counts / counts.sum()
-    h_c = -(prior[prior > 0] * prior[prior > 0].log()).sum().item()
-    ce = F.cross_entropy(fake_logits.double(), fake_labels).item()
-    ratios = []
+    real = real.double()
+    spread = torch.zeros(num_labels, dtype=torch.float64)
     for c in range(num_labels):
-        r, g = real[real_labels == c], fake[fake_labels == c]
-        if len(r) > 1 and len(g) > 1:
-            ratios.append((torch.pdist(g.double()).mean() / torch.pdist(r.double()).mean().clamp_min(1e-12)).item())
+        if (real_labels == c).sum() > 1:
+            spread[c] = torch.pdist(real[real_labels == c]).mean()
+    return generated_quality(fake, fake_labels, fake_logits, real.mean(0), torch.cov(real.T), spread, num_labels)
+
+
+def frechet_from_moments(mu_r: np.ndarray, cov_r: np.ndarray, fake: np.ndarray) -> float:
+    mu_f, cov_f = fake.mean(0), np.cov(fake, rowvar=False)
+    covmean = np.real(linalg.sqrtm(cov_r @ cov_f))
+    return float(((mu_r - mu_f) ** 2).sum() + np.trace(cov_r + cov_f - 2 * covmean))
+
+
+@torch.no_grad()
+def generated_quality(fake, fake_labels, fake_logits, real_mean, real_cov, real_class_spread, num_labels) -> dict[str, float]:
+    """MI metrics of generated features against moments of the real ones (mean, covariance, per-class spread)."""
+    counts = torch.bincount(fake_labels, minlength=num_labels).double()
+    prior = counts[counts > 0] / counts.sum()
+    ce = F.cross_entropy(fake_logits.double(), fake_labels).item()
+    ratios = [
+        (torch.pdist(fake[fake_labels == c].double()).mean() / real_class_spread[c]).item()
+        for c in range(num_labels)
+        if (fake_labels == c).sum() > 1 and real_class_spread[c] > 0
+    ]
     return {
-        "mi_bits": (h_c - ce) / math.log(2),
+        "mi_bits": (-(prior * prior.log()).sum().item() - ce) / math.log(2),
         "q_accuracy": (fake_logits.argmax(-1) == fake_labels).double().mean().item(),
         "diversity_ratio": float(np.mean(ratios)) if ratios else float("nan"),
-        "frechet_distance": frechet_distance(real.double().cpu().numpy(), fake.double().cpu().numpy()),
+        "frechet_distance": frechet_from_moments(real_mean.double().numpy(), real_cov.double().numpy(), fake.double().numpy())
+        if real_cov.abs().sum() > 0 else float("nan"),
     }
-
-
-def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
-    mu_r, mu_f = real.mean(0), fake.mean(0)
-    cov_r, cov_f = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
-    covmean = linalg.sqrtm(cov_r @ cov_f)
-    covmean = np.real(covmean)
-    return float(((mu_r - mu_f) ** 2).sum() + np.trace(cov_r + cov_f - 2 * covmean))

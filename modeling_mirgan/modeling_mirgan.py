@@ -104,6 +104,8 @@ class MirganPreTrainedModel(PreTrainedModel):
             nn.init.ones_(module.audio_std)
             nn.init.zeros_(module.text_mean)
             nn.init.ones_(module.text_std)
+            for name in ("class_text_embeds", "real_feature_mean", "real_feature_cov", "real_class_spread"):
+                nn.init.zeros_(getattr(module, name))
         elif isinstance(module, nn.Linear):
             nn.init.xavier_uniform_(module.weight)
             if module.bias is not None:
@@ -127,6 +129,12 @@ class MirganForEmotionClassification(MirganPreTrainedModel):
         self.register_buffer("audio_std", torch.ones(layers, d_audio))
         self.register_buffer("text_mean", torch.zeros(d_text))
         self.register_buffer("text_std", torch.ones(d_text))
+        # Statistics of the real stage-1 features the generator was trained on: they let a saved model
+        # condition its generator without a transcript and score its samples (generate_features).
+        self.register_buffer("class_text_embeds", torch.zeros(k, d))
+        self.register_buffer("real_feature_mean", torch.zeros(d))
+        self.register_buffer("real_feature_cov", torch.zeros(d, d))
+        self.register_buffer("real_class_spread", torch.zeros(k))
         self.layer_weights = nn.Parameter(torch.zeros(layers))
         self.audio_projection = nn.Linear(d_audio, d)
         self.text_projection = nn.Linear(d_text, d)
@@ -199,6 +207,65 @@ class MirganForEmotionClassification(MirganPreTrainedModel):
             text_embeds=text_embeds,
             audio_layer_features=audio_layer_features,
         )
+
+    @torch.no_grad()
+    def set_generator_reference(self, features: torch.Tensor, labels: torch.Tensor, text_embeds: torch.Tensor) -> None:
+        """Remember the real training features' statistics (see the buffers in ``__init__``)."""
+        h = features[:, : self.config.projection_dim].double()
+        self.real_feature_mean.copy_(h.mean(0))
+        self.real_feature_cov.copy_(torch.cov(h.T))
+        for c in range(self.config.num_labels):
+            rows = labels == c
+            if rows.any():
+                self.class_text_embeds[c] = text_embeds[rows].mean(0)
+            if rows.sum() > 1:
+                self.real_class_spread[c] = torch.pdist(h[rows]).mean()
+
+    @torch.no_grad()
+    def generate_features(self, labels=None, num_per_class: int = 100, text=None, processor=None, seed: int = 0):
+        """Synthetic emotion features from the trained generator, with their MI quality metrics.
+
+        labels: label names (default: all classes). text: optional transcripts that condition a
+        text-conditioned generator (needs ``processor``); otherwise each class's mean training
+        transcript embedding is used. Returns a ``GeneratedFeatures``."""
+        from .losses import generated_quality
+
+        self.eval()
+        names = list(labels) if labels is not None else [self.config.id2label[i] for i in range(self.config.num_labels)]
+        unknown = [n for n in names if n not in self.config.label2id]
+        if unknown:
+            raise ValueError(f"unknown labels {unknown}; this model knows {list(self.config.label2id)}")
+        ids = torch.tensor([self.config.label2id[n] for n in names]).repeat_interleave(num_per_class)
+        generator = torch.Generator().manual_seed(seed)
+        noise = torch.randn(len(ids), self.config.noise_dim, generator=generator)
+        condition = self.class_text_embeds[ids]
+        if text is not None:
+            if processor is None:
+                raise ValueError("text conditioning needs the processor (MirganProcessor.from_pretrained(model_dir))")
+            texts = [text] if isinstance(text, str) else list(text)
+            tokens = processor(text=texts)
+            embeds = self.project_text(self.encode_text(tokens["input_ids"], tokens["text_attention_mask"], tokens.get("token_type_ids")))
+            condition = embeds[torch.arange(len(ids)) % len(texts)]
+        fake = self.generator(noise, ids, condition)
+        d = self.config.projection_dim
+        logits = self.multimodal_classifier(fake) if self.config.mode == "multimodal" else self.classifier(fake)
+        metrics = generated_quality(fake[:, :d], ids, logits, self.real_feature_mean, self.real_feature_cov,
+                                    self.real_class_spread, self.config.num_labels)
+        return GeneratedFeatures(
+            features=fake[:, :d], text_features=fake[:, d:] if self.config.mode == "multimodal" else None,
+            labels=ids, label_names=[self.config.id2label[int(i)] for i in ids], metrics=metrics,
+        )
+
+
+@dataclass
+class GeneratedFeatures:
+    """Generated audio features ``h_hat`` (and paired ``u_hat`` in multimodal mode), their labels and MI metrics."""
+
+    features: torch.Tensor
+    text_features: torch.Tensor | None
+    labels: torch.Tensor
+    label_names: list[str]
+    metrics: dict
 
 
 def from_encoders(

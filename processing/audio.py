@@ -35,6 +35,9 @@ def to_mono_16k(array: np.ndarray, sampling_rate: int, target_rate: int, source:
     if not np.isfinite(array).all():
         bad = int((~np.isfinite(array)).sum())
         raise AudioError(f"{source}: audio contains {bad} NaN/inf samples")
+    peak = float(np.abs(array).max())
+    if peak > 1e6:  # float audio lives in [-1, 1]; this would overflow the spectrogram
+        raise AudioError(f"{source}: samples reach {peak:.3g}; expected floating-point audio in [-1, 1]")
     if not sampling_rate or sampling_rate <= 0:
         raise AudioError(f"{source}: invalid sampling rate {sampling_rate}")
     if sampling_rate != target_rate:

@@ -1,0 +1,48 @@
+"""One entry point for every corpus: ``load_corpus(name, data_dir, protocol=None)``.
+
+``name`` is ``iemocap``, ``msp_improv``, ``msp_podcast``, ``emodb``, ``ravdess`` (each read from its
+official release layout) or ``audiofolder`` (any folder of audio + ``metadata.csv``). Every builder
+returns a :class:`CorpusData`: a ``datasets.Dataset`` in the unified schema, the corpus's standard
+protocol (folds or official partitions) and the counts of what was skipped and why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .audiofolder import CorpusData, CorpusLayoutError, load_audiofolder
+
+CORPORA = ("iemocap", "msp_improv", "msp_podcast", "emodb", "ravdess", "audiofolder")
+
+
+def load_corpus(
+    name: str,
+    data_dir: str | Path,
+    protocol: str | None = None,
+    skip_bad: bool = False,
+    classes: list[str] | None = None,
+    folds: int = 5,
+    label_column: str = "label",
+    speaker_column: str = "speaker",
+    text_column: str = "text",
+) -> CorpusData:
+    """Load ``name`` from ``data_dir``; ``protocol`` picks a named variant (default: the literature's)."""
+    if name not in CORPORA:
+        raise ValueError(f"unknown corpus {name!r}; choose one of {', '.join(CORPORA)}")
+    if not Path(data_dir).expanduser().exists():
+        raise CorpusLayoutError(f"{data_dir}: not found (corpus {name!r})")
+    if name == "audiofolder":
+        if protocol is not None:
+            raise ValueError("an audiofolder has no named protocols; use --folds or --test_speakers")
+        return load_audiofolder(data_dir, classes, folds, label_column, speaker_column, text_column, skip_bad=skip_bad)
+    if name == "iemocap":
+        from .iemocap import load_iemocap as builder
+    elif name == "msp_improv":
+        from .msp_improv import load_msp_improv as builder
+    elif name == "msp_podcast":
+        from .msp_podcast import load_msp_podcast as builder
+    elif name == "emodb":
+        from .emodb import load_emodb as builder
+    else:
+        from .ravdess import load_ravdess as builder
+    return builder(data_dir, protocol=protocol, skip_bad=skip_bad, classes=classes)

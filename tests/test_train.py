@@ -1,0 +1,138 @@
+"""The training entry point end to end on real audio and real encoders, in subprocesses."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import EMBEDDED_EMODB, ROOT
+
+SPEAKERS = ["03", "08", "10", "16"]  # 2 male + 2 female speakers of the embedded EmoDB
+QUICK = ["--audio_encoder", "openai/whisper-tiny.en", "--folds", "2", "--stage1_epochs", "30", "--gan_steps", "150",
+         "--stage3_epochs", "15", "--synthetic_ratios", "0.5", "1.0"]
+
+
+@pytest.fixture(scope="module")
+def small_emodb(tmp_path_factory) -> Path:
+    """An audiofolder with 4 speakers of the embedded EmoDB (real audio, real labels and transcripts)."""
+    folder = tmp_path_factory.mktemp("emodb-small")
+    with open(EMBEDDED_EMODB / "metadata.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["speaker"] in SPEAKERS]
+    for row in rows:
+        (folder / row["file_name"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(EMBEDDED_EMODB / row["file_name"], folder / row["file_name"])
+    with open(folder / "metadata.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+def run_train(args: list[str], cache: Path, env_extra: dict | None = None, launcher: list[str] | None = None,
+              check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MIRGAN_CACHE=str(cache), HF_HUB_OFFLINE="1", **(env_extra or {}))
+    command = (launcher or [sys.executable]) + [str(ROOT / "train.py"), *args]
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def metrics_of(results: dict) -> dict:
+    return {m: [(f["fold"], round(f["ua"], 6), round(f["wa"], 6), round(f["f1"], 6)) for f in v["per_fold"]]
+            for m, v in results["methods"].items()}
+
+
+@pytest.fixture(scope="module")
+def trained(small_emodb, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    out = tmp_path_factory.mktemp("run")
+    first = run_train(["--dataset_dir", str(small_emodb), "--output_dir", str(out), *QUICK], cache)
+    return small_emodb, cache, out, first
+
+
+@pytest.mark.slow
+def test_train_writes_every_output(trained):
+    _, _, out, first = trained
+    results = json.loads((out / "results.json").read_text())
+    for key in ("dataset", "n_clips", "n_skipped", "skipped", "classes", "protocol", "methods", "mi", "timing", "versions"):
+        assert key in results, key
+    assert results["n_clips"] == 4 * 0 + sum(1 for _ in open(Path(results["dataset_dir"]) / "metadata.csv")) - 1
+    assert results["classes"] == ["angry", "happy", "neutral", "sad"]
+    assert len(results["protocol"]["folds"]) == 2
+    tested = sorted(s for run in results["protocol"]["runs"] for s in run["test_speakers"])
+    assert tested == sorted(SPEAKERS)  # every speaker is held out exactly once
+    for method in ("baseline", "mirgan"):
+        entry = results["methods"][method]
+        for key in ("ua_mean", "ua_std", "wa_mean", "wa_std", "f1_mean", "f1_std", "per_fold"):
+            assert key in entry
+        assert 0.25 < entry["ua_mean"] <= 1.0  # above chance on 4 classes
+    assert {"mi_bits", "q_accuracy", "diversity_ratio", "frechet_distance"} <= set(results["mi"]["mirgan"]["mean"])
+    for key in ("extract_s", "stage1_s", "stage2_s", "stage3_s", "total_s"):
+        assert results["timing"][key] >= 0
+    assert results["versions"]["audio_encoder"] == "openai/whisper-tiny.en" and results["versions"]["audio_encoder_hash"]
+    assert {"confusion_baseline.png", "confusion_mirgan.png", "curves.png", "tsne_real_vs_generated.png", "report.md"} <= {p.name for p in (out / "report").iterdir()}
+    assert list((out / "runs").rglob("events.out.tfevents*")), "no TensorBoard log"
+    card = (out / "model" / "README.md").read_text()
+    assert "model-index" in card and "Unweighted accuracy" in card and "speaker" in card.lower()
+    assert "computed and cached" in first.stderr
+
+
+@pytest.mark.slow
+def test_saved_model_classifies_a_clip(trained):
+    import modeling_mirgan  # noqa: F401  registers the classes
+    from transformers import pipeline
+
+    _, _, out, _ = trained
+    classifier = pipeline("audio-classification", model=str(out / "model"))
+    clip = next((EMBEDDED_EMODB / "sad").glob("*.wav"))  # any clip: the final model saw all 4 speakers' folders only
+    scores = classifier(str(clip))
+    assert {s["label"] for s in scores} == {"angry", "happy", "neutral", "sad"}
+    assert abs(sum(s["score"] for s in scores) - 1) < 1e-4
+
+
+@pytest.mark.slow
+def test_second_run_reuses_feature_cache(trained, tmp_path):
+    small, cache, out, _ = trained
+    second = run_train(["--dataset_dir", str(small), "--output_dir", str(tmp_path), *QUICK, "--final_model", "false"], cache)
+    assert "reused from cache" in second.stderr
+    first, again = json.loads((out / "results.json").read_text()), json.loads((tmp_path / "results.json").read_text())
+    assert metrics_of(first) == metrics_of(again)  # same seed, same data: identical metrics
+
+
+@pytest.mark.slow
+def test_resume_after_kill_in_stage2_matches_uninterrupted_run(trained, tmp_path):
+    small, cache, out, _ = trained
+    args = ["--dataset_dir", str(small), "--output_dir", str(tmp_path), *QUICK, "--final_model", "false"]
+    # stage 2 runs twice per fold (selection, refit): the 3rd start is inside fold 2
+    killed = run_train(args, cache, {"MIRGAN_KILL_AT": "stage2:3"}, check=False)
+    assert killed.returncode == 137
+    assert not (tmp_path / "results.json").exists()
+    state = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
+    assert len(state["runs"]) == 1  # fold 1 was complete and checkpointed
+    resumed = run_train(args + ["--resume"], cache)
+    assert "resuming: 1 fold runs already complete" in resumed.stderr
+    assert metrics_of(json.loads((tmp_path / "results.json").read_text())) == metrics_of(json.loads((out / "results.json").read_text()))
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_matches_single_process(trained, tmp_path):
+    small, cache, out, _ = trained
+    proc = run_train(["--dataset_dir", str(small), "--output_dir", str(tmp_path), *QUICK, "--final_model", "false"], cache,
+                     launcher=[sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"])
+    single = json.loads((out / "results.json").read_text())
+    double = json.loads((tmp_path / "results.json").read_text())
+    for method in ("baseline", "mirgan"):
+        n_single = [f["n"] for f in single["methods"][method]["per_fold"]]
+        assert [f["n"] for f in double["methods"][method]["per_fold"]] == n_single  # no lost or duplicated clips
+        # DDP splits every batch over 2 ranks, so optimisation differs slightly; measured |dUA| <= 0.05
+        assert abs(double["methods"][method]["ua_mean"] - single["methods"][method]["ua_mean"]) < 0.08
+    assert "computed and cached" not in proc.stderr  # the feature cache is shared with the single-process run
