@@ -224,7 +224,8 @@ def evaluate_predictions(metric, accelerator: Accelerator, logits: torch.Tensor,
 
 
 def simulate_kill(stage: str) -> None:
-    """Fault injection for the resume tests: MIRGAN_KILL_AT=stage2:3 dies like SIGKILL at the 3rd stage-2 start."""
+    """Fault injection for the resume tests: MIRGAN_KILL_AT=stage2:3 dies like SIGKILL at the 3rd stage-2 start
+    (stage1, stage2, stage3 and final are the points)."""
     target = os.environ.get("MIRGAN_KILL_AT", "")
     if target.startswith(stage + ":"):
         SIMULATED_CALLS[stage] = SIMULATED_CALLS.get(stage, 0) + 1
@@ -279,6 +280,7 @@ class Stage1Heads(nn.Module):
 
 
 def run_stage1(model, train: FoldData, args: TrainArguments, accelerator: Accelerator, seed: int) -> list[dict]:
+    simulate_kill("stage1")
     set_seed(seed)
     model._init_weights(model)  # fresh heads, standardisation from this fold's training rows
     for module in (model.audio_projection, model.text_projection, model.classifier, model.multimodal_classifier):
@@ -375,6 +377,7 @@ def sample_generator(model, counts: np.ndarray, text_pool: torch.Tensor, labels_
 def run_stage3(model, real: torch.Tensor, labels: torch.Tensor, synth: torch.Tensor, synth_labels: torch.Tensor,
                args: TrainArguments, accelerator: Accelerator, seed: int, init: dict) -> None:
     """Retrain the classifier(s) from their stage-1 weights ``init``; synthetic rows weigh ``synthetic_weight``."""
+    simulate_kill("stage3")
     set_seed(seed)
     model.classifier.load_state_dict(init["classifier"])
     model.multimodal_classifier.load_state_dict(init["multimodal_classifier"])
@@ -652,6 +655,7 @@ def main() -> dict:
 
     # -- final model on all speakers --
     if args.final_model:
+        simulate_kill("final")
         t0 = time.time()
         final_method = "mirgan" if "mirgan" in methods else methods[0]
         ratio = float(np.median([r["methods"][final_method]["synthetic_ratio"] for r in runs]))
@@ -704,7 +708,8 @@ def summarise(runs, methods, classes, protocol, folds, dataset, data_args, model
             entry[f"{metric_name}_mean"], entry[f"{metric_name}_std"] = mean_std([r["methods"][method][metric_name] for r in runs])
         entry["per_fold"] = [{"fold": r["fold"], "seed": r["seed"], "fraction": r["fraction"],
                               **{k: r["methods"][method][k] for k in ("ua", "wa", "f1", "n")},
-                              **({"synthetic_ratio": r["methods"][method]["synthetic_ratio"]} if method != "baseline" else {})}
+                              **({"synthetic_ratio": r["methods"][method]["synthetic_ratio"]} if method != "baseline" else {}),
+                              **({"quality": r["methods"][method]["quality"]} if r["methods"][method].get("quality") else {})}
                              for r in runs]
         if len(args.fractions) > 1:
             entry["by_fraction"] = {str(f): dict(zip(("ua_mean", "ua_std"), mean_std([r["methods"][method]["ua"] for r in runs if r["fraction"] == f])))

@@ -110,21 +110,3 @@ class MirganProcessor(ProcessorMixin):
                 data["token_type_ids"] = tokens["token_type_ids"]
         return BatchFeature(data, tensor_type=return_tensors)
 
-
-def build_processor(audio_encoder_name: str, text_encoder_name: str) -> MirganProcessor:
-    """The processor for a pair of pre-trained encoders (resolved like the encoders themselves)."""
-    from transformers import AutoConfig, AutoFeatureExtractor, AutoTokenizer
-
-    from modeling_mirgan.encoders import resolve_pretrained
-
-    audio_folder = resolve_pretrained(audio_encoder_name)
-    if AutoConfig.from_pretrained(audio_folder).model_type == "whisper":
-        base = WhisperFeatureExtractor.from_pretrained(audio_folder)
-        feature_extractor = MirganWhisperFeatureExtractor(
-            feature_size=base.feature_size, sampling_rate=base.sampling_rate,
-            hop_length=base.hop_length, n_fft=base.n_fft,
-        )
-    else:
-        feature_extractor = AutoFeatureExtractor.from_pretrained(audio_folder)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained(text_encoder_name))
-    return MirganProcessor(feature_extractor, tokenizer)

@@ -109,18 +109,28 @@ def test_second_run_reuses_feature_cache(trained, tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_after_kill_in_stage2_matches_uninterrupted_run(trained, tmp_path):
+@pytest.mark.parametrize("kill_at, complete", [
+    ("stage1:4", 1),  # each fold runs stage 1 twice (selection, refit): the 4th start is fold 2's refit
+    ("stage2:3", 1),  # fold 2's selection GAN
+    ("stage3:5", 1),  # stage 3 runs once per candidate ratio (2) + once for the refit: the 5th is in fold 2
+    ("final:1", 2),   # every fold done, killed before the final model
+])
+def test_resume_after_kill_matches_uninterrupted_run(trained, tmp_path, kill_at, complete):
     small, cache, out, _ = trained
-    args = ["--dataset_dir", str(small), "--output_dir", str(tmp_path), *QUICK, "--final_model", "false"]
-    # stage 2 runs twice per fold (selection, refit): the 3rd start is inside fold 2
-    killed = run_train(args, cache, {"MIRGAN_KILL_AT": "stage2:3"}, check=False)
+    args = ["--dataset_dir", str(small), "--output_dir", str(tmp_path), *QUICK]
+    killed = run_train(args, cache, {"MIRGAN_KILL_AT": kill_at}, check=False)
     assert killed.returncode == 137
-    assert not (tmp_path / "results.json").exists()
+    assert not (tmp_path / "results.json").exists() and not (tmp_path / "model").exists()
     state = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
-    assert len(state["runs"]) == 1  # fold 1 was complete and checkpointed
+    assert len(state["runs"]) == complete  # completed fold runs were checkpointed atomically
     resumed = run_train(args + ["--resume"], cache)
-    assert "resuming: 1 fold runs already complete" in resumed.stderr
+    assert f"resuming: {complete} fold runs already complete" in resumed.stderr
     assert metrics_of(json.loads((tmp_path / "results.json").read_text())) == metrics_of(json.loads((out / "results.json").read_text()))
+    # the final model of the resumed run is the one of the uninterrupted run
+    from safetensors.torch import load_file
+
+    a, b = load_file(tmp_path / "model" / "model.safetensors"), load_file(out / "model" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.slow
