@@ -56,6 +56,13 @@ logger = logging.getLogger("mirgan")
 ROOT = Path(__file__).resolve().parent
 DEFAULT_DATA = ROOT / "data" / "emodb4"
 GENERATIVE = ("cgan", "mirgan")
+LORA_TARGETS = {  # the attention query/value projections of each supported audio architecture
+    "whisper": ["q_proj", "v_proj"],
+    "wav2vec2": ["q_proj", "v_proj"],
+    "hubert": ["q_proj", "v_proj"],
+    "wavlm": ["q_proj", "v_proj"],
+    "audio-spectrogram-transformer": ["query", "value"],
+}
 
 
 @dataclass
@@ -71,6 +78,9 @@ class DataArguments:
     test_speakers: list[str] | None = field(default=None, metadata={"help": "a fixed test split instead of k folds"})
     max_folds: int | None = field(default=None, metadata={"help": "run only the first N folds (quick checks)"})
     skip_bad: bool = field(default=False, metadata={"help": "skip undecodable/invalid clips (counted in results.json) instead of stopping"})
+    transcripts: str = field(default="ground_truth", metadata={"help": "ground_truth (the text column) or asr (offline Whisper, cached)"})
+    asr_model: str = "openai/whisper-base"
+    asr_language: str | None = field(default=None, metadata={"help": "e.g. de; default: Whisper detects it"})
 
 
 @dataclass
@@ -85,6 +95,11 @@ class ModelArguments:
     generator_text_condition: bool = True
     discriminator_hidden_sizes: list[int] = field(default_factory=lambda: [256], metadata={"help": "[] is a linear discriminator; a linear one only matches class means (diversity ratio ~2.5 on EmoDB)"})
     adversarial_loss: str = "nonsaturating"
+    encoder_mode: str = field(default="frozen", metadata={"help": "frozen (cached features), lora (peft adapters) or full fine-tuning of the audio encoder"})
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] | None = field(default=None, metadata={"help": f"default per architecture: {LORA_TARGETS}"})
 
 
 @dataclass
@@ -111,6 +126,8 @@ class TrainArguments:
     stage3_epochs: int = 40
     stage3_lr: float = 1e-3
     extraction_batch_size: int = 8
+    encoder_epochs: int = field(default=3, metadata={"help": "epochs of encoder adaptation per fold (encoder_mode lora/full)"})
+    encoder_lr: float | None = field(default=None, metadata={"help": "default: 1e-4 for lora, 1e-5 for full"})
     resume: bool = False
     final_model: bool = field(default=True, metadata={"help": "train and save a model on all speakers"})
     report: bool = field(default=True, metadata={"help": "write report/ (plots and report.md)"})
@@ -225,7 +242,7 @@ def evaluate_predictions(metric, accelerator: Accelerator, logits: torch.Tensor,
 
 def simulate_kill(stage: str) -> None:
     """Fault injection for the resume tests: MIRGAN_KILL_AT=stage2:3 dies like SIGKILL at the 3rd stage-2 start
-    (stage1, stage2, stage3 and final are the points)."""
+    (adapt, stage1, stage2, stage3 and final are the points)."""
     target = os.environ.get("MIRGAN_KILL_AT", "")
     if target.startswith(stage + ":"):
         SIMULATED_CALLS[stage] = SIMULATED_CALLS.get(stage, 0) + 1
@@ -234,6 +251,25 @@ def simulate_kill(stage: str) -> None:
 
 
 SIMULATED_CALLS: dict[str, int] = {}
+RANK_CHECKS = {"adapt": 0, "stage1": 0, "stage2": 0, "stage3": 0}
+
+
+def check_ranks_agree(model, accelerator: Accelerator, stage: str) -> None:
+    """Under DDP every rank must hold bit-identical weights after each stage; stop loudly if not."""
+    if accelerator.num_processes == 1:
+        return
+    import hashlib
+
+    from accelerate.utils import gather_object
+
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        if not name.startswith(("audio_encoder", "text_encoder")):
+            digest.update(name.encode() + tensor.detach().contiguous().numpy().tobytes())
+    digests = gather_object([digest.hexdigest()])
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"after {stage} the {accelerator.num_processes} ranks hold different weights: {digests}")
+    RANK_CHECKS[stage] += 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,7 +328,68 @@ def run_stage1(model, train: FoldData, args: TrainArguments, accelerator: Accele
     ddp_heads, optimizer = accelerator.prepare(heads, optimizer)
     curve = train_stage1(model, ddp_heads, optimizer, train, args, accelerator, seed)
     accelerator.free_memory()
+    check_ranks_agree(model, accelerator, "stage1")
     return curve
+
+
+class AudioPath(nn.Module):
+    """Raw audio inputs -> encoder -> stage-1 heads, for encoder adaptation (encoder_mode lora/full)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, **inputs):
+        return self.model.classify(self.model.project_audio(self.model.encode_audio(**inputs)))
+
+
+def adapt_audio_encoder(model, pristine: dict, processor, waves: list[np.ndarray], labels: torch.Tensor,
+                        model_args: ModelArguments, args: TrainArguments, accelerator: Accelerator, seed: int) -> None:
+    """Fine-tune the audio encoder (LoRA adapters, merged afterwards, or all weights) with the stage-1
+    heads on one fold's training clips. Every call starts from the pre-trained weights ``pristine``;
+    the config's encoder hash then names the adapted weights, so the feature cache keys change."""
+    simulate_kill("adapt")
+    set_seed(seed)
+    model.audio_encoder.load_state_dict(pristine)
+    model.config.audio_encoder_hash = model.config.audio_encoder_hash.split("+")[0]
+    mode = model_args.encoder_mode
+    if mode == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        kind = model.config.audio_encoder.model_type
+        targets = model_args.lora_target_modules or LORA_TARGETS.get(kind)
+        if not targets:
+            raise ValueError(f"no default LoRA target modules for {kind!r}; pass --lora_target_modules")
+        lora = LoraConfig(r=model_args.lora_r, lora_alpha=model_args.lora_alpha, lora_dropout=model_args.lora_dropout,
+                          target_modules=targets)
+        model.audio_encoder = get_peft_model(model.audio_encoder, lora)
+        encoder_params = [p for n, p in model.audio_encoder.named_parameters() if "lora_" in n]
+    else:
+        encoder_params = list(model.audio_encoder.parameters())
+    lr = args.encoder_lr or (1e-4 if mode == "lora" else 1e-5)
+    freeze_all_but(model, encoder_params + head_parameters(model))
+    optimizer = torch.optim.AdamW([{"params": encoder_params, "lr": lr},
+                                   {"params": head_parameters(model), "lr": args.stage1_lr}], weight_decay=args.weight_decay)
+    path, optimizer = accelerator.prepare(AudioPath(model), optimizer)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(args.encoder_epochs):
+        for idx in batches(len(waves), max(2, args.batch_size // 4), generator, accelerator):
+            rows = np.sort(idx.numpy())
+            inputs = processor(audio=[waves[i] for i in rows], sampling_rate=processor.sampling_rate)
+            loss = F.cross_entropy(path(**inputs), labels[torch.as_tensor(rows)])
+            optimizer.zero_grad()
+            accelerator.backward(loss)
+            optimizer.step()
+    model.eval()
+    accelerator.free_memory()
+    if mode == "lora":
+        model.audio_encoder = model.audio_encoder.merge_and_unload()
+    freeze_all_but(model, [])
+    from datasets_scripts.features import state_hash
+
+    model.config.audio_encoder_hash += f"+{mode}:{state_hash(model.audio_encoder)[:16]}"
+    check_ranks_agree(model.audio_encoder, accelerator, "adapt")
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,6 +448,7 @@ def run_stage2(model, real: torch.Tensor, labels: torch.Tensor, text: torch.Tens
             q_acc = (logits.argmax(-1) == c).float().mean().item()
             curve.append({"step": step, "d_loss": d_loss.item(), "g_adv": adv.item(), "info": mi.item(), "q_accuracy": q_acc})
     accelerator.free_memory()
+    check_ranks_agree(model, accelerator, "stage2")
     return curve
 
 
@@ -406,6 +504,7 @@ def run_stage3(model, real: torch.Tensor, labels: torch.Tensor, synth: torch.Ten
             optimizer.step()
     model.eval()
     accelerator.free_memory()
+    check_ranks_agree(model, accelerator, "stage3")
 
 
 def synthetic_for(method: str, model, h_train, y_train, u_train, ratio: float, seed: int):
@@ -523,19 +622,37 @@ def main() -> dict:
     if data_args.test_speakers:
         protocol = Protocol(protocol.name + "-fixed-split", f"fixed test speakers {data_args.test_speakers}",
                             classes, [Fold("fixed", "speaker", list(data_args.test_speakers))])
-    use_text = args.lambda_con > 0 or model_args.mode == "multimodal" or args.lambda_text_info > 0
-    missing_text = [p for p, t in zip(dataset["audio"], dataset["text"]) if not t.strip()]
-    if use_text and missing_text:
-        if model_args.mode == "multimodal" or not data_args.skip_bad:
-            if len(missing_text) == len(dataset) and model_args.mode != "multimodal":
-                logger.warning("no transcripts in this corpus: text alignment is off (lambda_con = lambda_text_info = 0)")
-                args.lambda_con = args.lambda_text_info = 0.0
-                use_text = False
-            else:
-                raise ValueError(f"{missing_text[0]}: missing transcript ({len(missing_text)} clips have none); "
-                                 "fill the text column, pass --skip_bad, or use --transcripts asr")
     skipped = dict(corpus.skipped)
     skipped_examples = {k: list(v) for k, v in corpus.skipped_examples.items()}
+    transcripts = {"source": "ground truth"}
+    if data_args.transcripts not in ("ground_truth", "asr"):
+        raise ValueError(f"--transcripts {data_args.transcripts!r}: expected ground_truth or asr")
+    if data_args.transcripts == "asr":
+        from datasets_scripts.transcripts import transcribe_dataset
+
+        with accelerator.main_process_first():  # rank 0 transcribes and caches, the others reuse
+            dataset, asr = transcribe_dataset(dataset, model_name=data_args.asr_model, batch_size=args.extraction_batch_size,
+                                              cache_dir=Path(args.cache_dir) / "transcripts" if args.cache_dir else None,
+                                              language=data_args.asr_language)
+        transcripts = {"source": f"asr:{data_args.asr_model}",
+                       **{k: asr[k] for k in ("language", "wer", "wer_clips", "cache_hit", "clips_per_s", "empty_asr")}}
+        logger.info("transcripts: %s (%s), WER vs ground truth %s", transcripts["source"],
+                    "reused from cache" if asr["cache_hit"] else "computed and cached", asr["wer"])
+    use_text = args.lambda_con > 0 or model_args.mode == "multimodal" or args.lambda_text_info > 0
+    missing = [i for i, t in enumerate(dataset["text"]) if not t.strip()]
+    if use_text and missing:
+        if len(missing) == len(dataset) and model_args.mode != "multimodal":
+            logger.warning("no transcripts in this corpus: text alignment is off (lambda_con = lambda_text_info = 0)")
+            args.lambda_con = args.lambda_text_info = 0.0
+            use_text = False
+        elif data_args.skip_bad:
+            paths = [dataset[i]["audio"] for i in missing]
+            skipped["missing transcript"] = skipped.get("missing transcript", 0) + len(paths)
+            skipped_examples.setdefault("missing transcript", []).extend(paths[:10])
+            dataset = dataset.select(sorted(set(range(len(dataset))) - set(missing)))
+        else:
+            raise ValueError(f"{dataset[missing[0]]['audio']}: missing transcript ({len(missing)} clips have none); "
+                             "fill the text column, pass --skip_bad, or use --transcripts asr")
 
     # -- model and processor --
     t0 = time.time()
@@ -557,18 +674,39 @@ def main() -> dict:
             skipped_examples.setdefault(reason, []).extend(paths[:10])
 
     # -- encoder feature cache (datasets.map) --
-    t0 = time.time()
-    features, hit = extract_encoder_features(
-        dataset, model, processor, cache_dir, batch_size=args.extraction_batch_size, use_text=use_text,
-    )
-    timing["extract_s"] = time.time() - t0
-    logger.info("encoder features: %s (%d clips, %.1f s)", "reused from cache" if hit else "computed and cached", len(features), timing["extract_s"])
-    columns = features.with_format("torch", columns=["audio_features", "text_features"])[:]
     label_ids = torch.tensor([classes.index(l) for l in dataset["label"]])
     texts = dataset["text"]
     group_ids = torch.tensor([sorted(set(texts)).index(t) for t in texts])
-    all_data = FoldData(columns["audio_features"].float(), columns["text_features"].float(), label_ids, group_ids,
-                        torch.arange(len(label_ids)))
+
+    def encoder_features():
+        """Encoder outputs of every row (cached); and those rows as tensors."""
+        t0 = time.time()
+        features, hit = extract_encoder_features(
+            dataset, model, processor, cache_dir, batch_size=args.extraction_batch_size, use_text=use_text,
+        )
+        timing["extract_s"] = timing.get("extract_s", 0.0) + time.time() - t0
+        logger.info("encoder features: %s (%d clips, %.1f s)", "reused from cache" if hit else "computed and cached",
+                    len(features), time.time() - t0)
+        columns = features.with_format("torch", columns=["audio_features", "text_features"])[:]
+        return features, FoldData(columns["audio_features"].float(), columns["text_features"].float(), label_ids,
+                                  group_ids, torch.arange(len(label_ids)))
+
+    features, all_data = encoder_features()
+    frozen_data = all_data
+    adapting = model_args.encoder_mode != "frozen"
+    if adapting:  # the encoder is fine-tuned per fold: keep its pre-trained weights and the decoded clips
+        pristine = {k: v.clone() for k, v in model.audio_encoder.state_dict().items()}
+        waves = [processor.prepare_audio(path) for path in dataset["audio"]]
+
+    def adapted(rows, seed):
+        """Adapt the encoder on ``rows`` (training clips only), then re-extract every row's features."""
+        t0 = time.time()
+        set_standardisation(model, frozen_data.take(rows))
+        adapt_audio_encoder(model, pristine, processor, [waves[i] for i in rows], label_ids[torch.as_tensor(rows)],
+                            model_args, args, accelerator, seed)
+        timing["adapt_s"] = timing.get("adapt_s", 0.0) + time.time() - t0
+        return encoder_features()
+
     speakers, genders = dataset["speaker"], dataset["gender"]
     metric = __import__("evaluate").load(str(ROOT / "datasets_scripts" / "metrics" / "ser_metrics"))
 
@@ -609,6 +747,8 @@ def main() -> dict:
                 sub = np.asarray(train_idx)[stratified_subsample(labels_np, fraction, base_seed)]
                 fold_speakers = [speakers[i] for i in sub]
                 val_spk = set(validation_speakers(fold_speakers, [genders[i] for i in sub], len(protocol.folds)))
+                if adapting:  # adapted on the whole training fold (validation speakers included, test speakers never)
+                    features, all_data = adapted(list(sub), base_seed)
                 inner = [i for i in sub if speakers[i] not in val_spk]
                 val = [i for i in sub if speakers[i] in val_spk]
                 if len({int(label_ids[i]) for i in inner}) < len(classes) or not val:
@@ -652,6 +792,7 @@ def main() -> dict:
     bar.close()
 
     results = summarise(runs, methods, classes, protocol, folds, dataset, data_args, model_args, args, model, skipped, skipped_examples)
+    results["transcripts"] = transcripts
 
     # -- final model on all speakers --
     if args.final_model:
@@ -659,6 +800,8 @@ def main() -> dict:
         t0 = time.time()
         final_method = "mirgan" if "mirgan" in methods else methods[0]
         ratio = float(np.median([r["methods"][final_method]["synthetic_ratio"] for r in runs]))
+        if adapting:
+            features, all_data = adapted(list(range(len(dataset))), args.seed)
         fit = fit_all_stages(model, all_data, args, accelerator, args.seed, [final_method], [ratio], cache_h, timing)
         model.load_state_dict(fit["stage1"], strict=False)
         model.load_state_dict(fit["methods"][final_method]["per_ratio"][ratio], strict=False)
@@ -674,6 +817,7 @@ def main() -> dict:
                 write_report(output_dir / "report", results, runs, fit, all_data, classes, model)
     timing["total_s"] = time.time() - started
     results["timing"] = timing
+    results["distributed"] = {"processes": accelerator.num_processes, "rank_weight_checks_passed": dict(RANK_CHECKS)}
     if accelerator.is_main_process:
         write_json_atomic(output_dir / "results.json", results)
         if args.push_to_hub:
@@ -742,7 +886,7 @@ def summarise(runs, methods, classes, protocol, folds, dataset, data_args, model
 
 
 def save_model(model, processor, folder: Path, results: dict) -> None:
-    """``save_pretrained`` model + processor + model card, written to a temp folder then renamed."""
+    """``save_pretrained`` model + processor + model card, written to a temp folder then renamed into place."""
     from modeling_mirgan.card import write_model_card
 
     tmp = folder.with_name(f".{folder.name}.tmp")
@@ -751,8 +895,12 @@ def save_model(model, processor, folder: Path, results: dict) -> None:
     model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
     write_model_card(tmp, results)
-    shutil.rmtree(folder, ignore_errors=True)
+    old = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():  # a kill at any point leaves a complete model at ``folder`` or at ``old``
+        os.replace(folder, old)
     os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,18 @@
 Columns of ``metadata.csv``: ``file_name`` (relative to the folder), a label column, a speaker
 column, optional gender and transcript columns (names are arguments). The default protocol is
 k folds over speakers, balanced by gender when a gender column exists.
+
+A bad row (not UTF-8, no file_name, a file_name outside the folder, a duplicate, an empty label or
+speaker, a missing audio file) stops loading with an error naming metadata.csv, the line and the
+file; with ``skip_bad`` it is skipped and counted in ``CorpusData.skipped``. Rows whose label is not
+in ``classes`` are always dropped and counted.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,17 +75,23 @@ def load_audiofolder(
     if not metadata.is_file():
         raise CorpusLayoutError(f"{metadata}: not found; an audiofolder needs metadata.csv beside its audio files")
     root = metadata.parent
-    with open(metadata, newline="", encoding="utf-8-sig") as f:
-        try:
-            rows = list(csv.DictReader(f))
-        except UnicodeDecodeError as err:
-            raise CorpusLayoutError(f"{metadata}: not UTF-8 text ({err})") from None
+    # Undecodable bytes become lone surrogates: the rows holding them are reported by line, not the whole file.
+    text = metadata.read_bytes().decode("utf-8-sig", errors="surrogateescape")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        rows = [(reader.line_num, row) for row in reader]
+    except csv.Error as err:
+        raise CorpusLayoutError(f"{metadata} line {reader.line_num}: not valid CSV ({err})") from None
     if not rows:
         raise CorpusLayoutError(f"{metadata}: no rows")
     for column in ("file_name", label_column, speaker_column):
-        if column not in rows[0]:
-            raise CorpusLayoutError(f"{metadata}: no column {column!r} (columns: {list(rows[0])})")
-    labels_present = list(dict.fromkeys(r[label_column] for r in rows))
+        if column not in (reader.fieldnames or []):
+            raise CorpusLayoutError(f"{metadata}: no column {column!r} (columns: {reader.fieldnames})")
+
+    def cell(row: dict, column: str) -> str:
+        return (row.get(column) or "").strip()  # a short row leaves its last cells None
+
+    labels_present = list(dict.fromkeys(cell(r, label_column) for _, r in rows if cell(r, label_column)))
     classes = list(classes) if classes else sorted(labels_present)
     unknown = [c for c in classes if c not in labels_present]
     if unknown:
@@ -86,27 +99,48 @@ def load_audiofolder(
     corpus = CorpusData(dataset=None, protocol=None)
     columns = {name: [] for name in SCHEMA}
     seen = set()
-    for line, row in enumerate(rows, start=2):
-        name = row["file_name"]
-        if name in seen:
-            raise CorpusLayoutError(f"{metadata} line {line}: duplicate file_name {name!r}")
-        seen.add(name)
-        path = (root / name).resolve()
-        if root not in path.parents:
-            raise CorpusLayoutError(f"{metadata} line {line}: file_name {name!r} points outside {root}")
-        if row[label_column] not in classes:
-            corpus.skip(f"label not in classes: {row[label_column]}", name)
+
+    def bad(line: int, name: str, problem: str, reason: str) -> None:
+        """Stop naming the line and file, or with skip_bad count the row under ``reason``."""
+        if not skip_bad:
+            raise CorpusLayoutError(f"{metadata} line {line}: {name!r}: {problem} (pass --skip_bad to skip such rows)")
+        corpus.skip(reason, name or f"line {line}")
+
+    for line, row in rows:
+        name = cell(row, "file_name")
+        undecodable = [c for c, v in row.items() if isinstance(v, str) and any("\udc80" <= ch <= "\udcff" for ch in v)]
+        if undecodable:
+            bad(line, name, f"column {undecodable[0]!r} is not UTF-8 text; save metadata.csv as UTF-8", "metadata row not UTF-8")
             continue
-        if not row[speaker_column].strip():
-            raise CorpusLayoutError(f"{metadata} line {line}: {name} has no speaker")
+        if not name:
+            bad(line, name, "no file_name", "no file_name")
+            continue
+        relative = Path(os.path.normpath(name))
+        if relative.is_absolute() or relative.parts[:1] == ("..",):
+            bad(line, name, f"file_name points outside the dataset folder {root}", "file_name outside the dataset folder")
+            continue
+        if str(relative) in seen:
+            bad(line, name, "duplicate file_name (listed on an earlier line)", "duplicate file_name")
+            continue
+        seen.add(str(relative))
+        label = cell(row, label_column)
+        if not label:
+            bad(line, name, f"empty {label_column!r}", "empty label")
+            continue
+        if label not in classes:  # --classes selects labels: the others are dropped and counted, not errors
+            corpus.skip(f"label not in classes: {label}", name)
+            continue
+        speaker = cell(row, speaker_column)
+        if not speaker:
+            bad(line, name, f"empty {speaker_column!r}", "no speaker")
+            continue
+        path = root / relative
         if not path.is_file():
-            if not skip_bad:
-                raise CorpusLayoutError(f"{path}: file listed in {metadata} line {line} is missing")
-            corpus.skip("missing file", name)
+            bad(line, name, f"audio file {path} is missing", "missing file")
             continue
-        values = {"id": name, "audio": str(path), "label": row[label_column], "speaker": row[speaker_column].strip(),
-                  "gender": (row.get(gender_column) or "").strip().lower()[:1], "session": "",
-                  "text": (row.get(text_column) or "").strip(), "dataset": root.name}
+        values = {"id": str(relative), "audio": str(path), "label": label, "speaker": speaker,
+                  "gender": cell(row, gender_column).lower()[:1], "session": "",
+                  "text": cell(row, text_column), "dataset": root.name}
         for key, value in values.items():
             columns[key].append(value)
     if not columns["id"]:

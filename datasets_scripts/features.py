@@ -1,10 +1,13 @@
 """The feature cache: encoder outputs and stage-1 features written by ``datasets.map``.
 
 Each map writes an Arrow file whose name is a fingerprint of everything that determines its
-content (rows and their audio files, encoder names and weight hashes, pooling, stage-1 weights).
-A second identical run finds the file and loads it instead of recomputing; a damaged file fails
-to load and is rebuilt. Under several processes each rank maps its own shard of the rows and the
-main process merges the shards into the one cache file.
+content (rows and their audio files, encoder names and weight hashes, pooling, stage-1 weights),
+through a temporary file renamed into place, then its SHA-256 beside it (``<name>.sha256``).
+A second identical run finds the file and loads it instead of recomputing; a file without its
+checksum (an interrupted write), with a checksum that does not match (a flipped byte, a
+truncation) or with the wrong rows is deleted and rebuilt, never used. Under several processes
+each rank maps its own shard of the rows and the main process merges the shards into the one
+cache file.
 """
 
 from __future__ import annotations
@@ -39,19 +42,50 @@ def rows_signature(dataset: Dataset) -> str:
     return digest.hexdigest()
 
 
+def digest_path(path: Path) -> Path:
+    """The checksum written beside a cache file once it is complete: without it the file is not used."""
+    return path.with_name(path.name + ".sha256")
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_cache_digest(path: Path) -> None:
+    """Mark ``path`` complete: its checksum, written to a temporary file and renamed into place."""
+    marker = digest_path(path)
+    tmp = marker.with_name(f".{marker.name}.tmp{os.getpid()}")
+    tmp.write_text(file_digest(path) + "\n")
+    os.replace(tmp, marker)
+
+
 def load_cached(path: Path, n_rows: int) -> Dataset | None:
-    """A complete cache file, or None; an unreadable or truncated file is deleted (then rebuilt)."""
+    """A complete cache file, or None; a damaged, truncated or unfinished file is deleted (then rebuilt).
+
+    Complete means: its checksum file exists and matches (so a flipped byte is caught, not only a
+    truncation), Arrow can read it, and it holds rows 0..n_rows-1 in order."""
     if not path.exists():
         return None
+    marker = digest_path(path)
     try:
-        data = Dataset.from_file(str(path))
-        if len(data) == n_rows and data["_row"][:] == list(range(n_rows)):
-            return data
-        problem = f"{len(data)} rows, expected {n_rows}"
+        if not marker.exists():
+            problem = f"no checksum file {marker.name}: its write never finished"
+        elif file_digest(path) != marker.read_text().strip():
+            problem = "its checksum does not match: the file changed after it was written"
+        else:
+            data = Dataset.from_file(str(path))
+            if len(data) == n_rows and data["_row"][:] == list(range(n_rows)):
+                return data
+            problem = f"{len(data)} rows, expected {n_rows}"
     except Exception as err:  # noqa: BLE001 - any damage means rebuild
         problem = f"{type(err).__name__}: {err}"
     logger.warning("feature cache %s is damaged (%s); rebuilding it", path, problem)
-    path.unlink()
+    path.unlink(missing_ok=True)
+    marker.unlink(missing_ok=True)
     return None
 
 
@@ -81,9 +115,13 @@ def cached_map(dataset: Dataset, function, cache_path: Path, features: Features,
     if result is not None:
         return result.remove_columns("_row"), True
     remove = [c for c in dataset.column_names if c != "_row"]
+    if rank == 0:
+        digest_path(cache_path).unlink(missing_ok=True)  # a checksum left without its file
     if world_size == 1:
+        # datasets writes a temporary file in the same folder and renames it: a crash leaves no partial file
         dataset.map(function, batched=True, batch_size=batch_size, features=features, remove_columns=remove,
                     cache_file_name=str(cache_path), load_from_cache_file=False, desc=desc)
+        write_cache_digest(cache_path)
     else:
         shard_path = cache_path.with_name(f"{cache_path.stem}.shard{rank}of{world_size}.arrow")
         shard = dataset.shard(num_shards=world_size, index=rank, contiguous=True)
@@ -96,6 +134,7 @@ def cached_map(dataset: Dataset, function, cache_path: Path, features: Features,
             tmp = cache_path.with_name(f".{cache_path.name}.tmp")
             merged.flatten_indices(cache_file_name=str(tmp))
             os.replace(tmp, cache_path)
+            write_cache_digest(cache_path)
             for p in shards:
                 p.unlink()
     barrier()
@@ -209,8 +248,8 @@ def drop_bad_clips(dataset: Dataset, processor) -> tuple[Dataset, dict[str, list
         try:
             processor.prepare_audio(path)
             keep.append(i)
-        except AudioError as err:
-            reason = str(err)[len(str(path)) + 2 :].split(" (")[0]
+        except AudioError as err:  # counted by the problem alone, not by its clip-specific numbers
+            reason = getattr(err, "reason", None) or str(err)[len(str(path)) + 2 :].split(" (")[0]
             bad.setdefault(reason, []).append(str(path))
             logger.warning("skipping %s", err)
     return dataset.select(keep), bad

@@ -172,9 +172,9 @@ def load_pretrained_encoder(name: str, audio: bool) -> tuple[nn.Module, PreTrain
     if audio and is_whisper(config):
         from transformers import WhisperModel
 
-        model = WhisperModel.from_pretrained(folder).encoder
+        model = WhisperModel.from_pretrained(folder, use_safetensors=True).encoder
     else:
-        model = AutoModel.from_pretrained(folder)
+        model = AutoModel.from_pretrained(folder, use_safetensors=True)
     if audio and not is_whisper(config):
         config = model.config
     return model, config, folder

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -17,6 +18,41 @@ from transformers.utils import ModelOutput
 
 from .configuration_mirgan import MirganConfig
 from .encoders import build_audio_backbone, masked_mean, pooled_audio_layers
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
+
+
+def refuse_pickled_weights(folder: Path) -> None:
+    """ValueError if ``folder`` holds pickle files: loading them could run arbitrary code."""
+    pickled = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES)
+    if pickled:
+        has_safetensors = any(folder.glob("*.safetensors"))
+        raise ValueError(
+            f"{folder}: refusing to load a checkpoint that carries pickle files {pickled} "
+            f"({'beside' if has_safetensors else 'instead of'} model.safetensors). Pickled weights can run code "
+            "when loaded; mirgan loads weights only from safetensors. Remove the pickle files if you trust the "
+            "safetensors weights, or re-save the model from a trusted source with save_pretrained()."
+        )
+
+
+def check_label_set(config: MirganConfig, labels, where: str = "the data") -> list[str]:
+    """The checkpoint's labels in its own id order, if ``labels`` are the same set; else ValueError.
+
+    Call it when a saved model meets labelled data (fine-tuning, evaluation): a model trained on
+    {angry, happy, neutral, sad} cannot score a corpus labelled {anger, joy, ...} without a mapping."""
+    known = [config.id2label[i] for i in range(config.num_labels)]
+    given = list(dict.fromkeys(labels))
+    if set(given) != set(known):
+        missing = [l for l in given if l not in known]
+        extra = [l for l in known if l not in given]
+        raise ValueError(
+            f"label set of {where} {sorted(given)} does not match the checkpoint's {sorted(known)}"
+            + (f"; not in the checkpoint: {missing}" if missing else "")
+            + (f"; not in {where}: {extra}" if extra else "")
+            + ". Pass --classes with the checkpoint's labels, or relabel the data."
+        )
+    return known
 
 
 @dataclass
@@ -84,13 +120,26 @@ class MirganPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
 
     @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        """Load, then move every tensor to freshly allocated memory.
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """Load from safetensors only, then move every tensor to freshly allocated memory.
+
+        Pickled weights (``.bin``/``.pt``/``.pth``/``.pkl``/``.ckpt``) can run code when loaded: a local
+        folder that holds any is refused, and a Hub repository is read with ``use_safetensors=True``.
 
         safetensors maps tensors at 8-byte offsets; CPU matmul kernels round differently on such
         memory than on the 64-byte-aligned memory of a model built in this process, so without this
         a reloaded model's logits differ from the saved model's in the last bit."""
-        model = super().from_pretrained(*args, **kwargs)
+        if kwargs.get("use_safetensors") is False:
+            raise ValueError("mirgan models load only from safetensors; use_safetensors=False is not supported")
+        for flag in ("from_tf", "from_flax", "gguf_file"):
+            if kwargs.get(flag):
+                raise ValueError(f"mirgan models load only from safetensors; {flag} is not supported")
+        kwargs["use_safetensors"] = True
+        folder = Path(str(pretrained_model_name_or_path)).expanduser()
+        if folder.is_dir():
+            folder = folder / kwargs["subfolder"] if kwargs.get("subfolder") else folder
+            refuse_pickled_weights(folder)
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         with torch.no_grad():
             for tensor in [*model.parameters(), *model.buffers()]:
                 tensor.data = tensor.data.clone()

@@ -31,6 +31,23 @@ class MirganWhisperFeatureExtractor(WhisperFeatureExtractor):
         log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
         return (log_spec + 4.0) / 4.0
 
+    def _checked(self, clip, index: int) -> np.ndarray:
+        """A finite 1-D float32 waveform of at least MIN_SAMPLES samples, or AudioError naming the clip."""
+        if isinstance(clip, torch.Tensor):
+            clip = clip.detach().cpu().float().numpy()
+        try:
+            wave = np.asarray(clip, dtype=np.float32)
+        except (ValueError, TypeError) as err:
+            raise AudioError(f"array[{index}]: not an array of audio samples ({err})", "not an array of audio samples") from None
+        if wave.ndim != 1:
+            raise AudioError(f"array[{index}]: audio has shape {wave.shape}, expected [samples] (mono)", "audio has the wrong shape")
+        if wave.shape[0] < MIN_SAMPLES:
+            raise AudioError(f"array[{index}]: clip has {wave.shape[0]} samples, shorter than the minimum of {MIN_SAMPLES}",
+                             "clip shorter than the encoder's minimum")
+        if not np.isfinite(wave).all():
+            raise AudioError(f"array[{index}]: audio contains NaN/inf samples", "audio contains NaN/inf samples")
+        return wave
+
     def __call__(self, raw_speech, sampling_rate=None, return_tensors="pt", **kwargs) -> BatchFeature:
         if sampling_rate is not None and sampling_rate != self.sampling_rate:
             raise ValueError(f"expected audio at {self.sampling_rate} Hz, got {sampling_rate} Hz")
@@ -38,7 +55,9 @@ class MirganWhisperFeatureExtractor(WhisperFeatureExtractor):
             isinstance(raw_speech, np.ndarray) and raw_speech.ndim == 2
         )
         clips = list(raw_speech) if batched else [raw_speech]
-        mels = [self.log_mel(np.asarray(c, dtype=np.float32).reshape(-1)) for c in clips]
+        if not clips:
+            raise ValueError("no audio clips given")
+        mels = [self.log_mel(self._checked(c, i)) for i, c in enumerate(clips)]
         frames = max(m.shape[-1] for m in mels)
         features = torch.zeros(len(mels), self.feature_size, frames)
         mask = torch.zeros(len(mels), frames, dtype=torch.long)
@@ -61,22 +80,38 @@ class MirganProcessor(ProcessorMixin):
         return self.feature_extractor.sampling_rate
 
     def prepare_audio(self, audio, sampling_rate: int | None = None, name: str = "array") -> np.ndarray:
-        """A validated mono waveform at the encoder's rate from a path, bytes or an array."""
-        if isinstance(audio, (str, Path, bytes)):
-            wave = load_audio(audio, self.sampling_rate)
-            name = "bytes" if isinstance(audio, bytes) else str(audio)
-        elif isinstance(audio, dict):
-            wave = to_mono_16k(audio["array"], audio["sampling_rate"], self.sampling_rate, audio.get("path") or name)
+        """A validated mono waveform at the encoder's rate from a path, bytes, an array or an audio dict.
+
+        Any problem raises ``AudioError`` (a ValueError) whose message starts with the file or ``name``."""
+        if isinstance(audio, (str, Path, bytes, bytearray)):
+            name = "bytes" if isinstance(audio, (bytes, bytearray)) else str(audio)
+            wave = load_audio(bytes(audio) if isinstance(audio, bytearray) else audio, self.sampling_rate)
+        elif isinstance(audio, dict):  # a datasets Audio row: decoded {array, sampling_rate} or undecoded {path, bytes}
+            name = str(audio.get("path") or name)
+            if audio.get("array") is not None:
+                if audio.get("sampling_rate") is None:
+                    raise AudioError(f"{name}: an audio dict with 'array' needs its 'sampling_rate'", "no sampling rate")
+                wave = to_mono_16k(audio["array"], audio["sampling_rate"], self.sampling_rate, name)
+            elif audio.get("bytes") is not None or audio.get("path"):
+                source = audio["bytes"] if audio.get("bytes") is not None else audio["path"]
+                if not isinstance(source, (str, Path, bytes)):
+                    raise AudioError(f"{name}: audio dict holds {type(source).__name__}, expected bytes or a path", "not audio")
+                wave = load_audio(source, self.sampling_rate)
+            else:
+                raise AudioError(f"{name}: an audio dict needs 'array' + 'sampling_rate', 'bytes' or 'path' (keys: {list(audio)})",
+                                 "not audio")
         else:
             if sampling_rate is None:
-                raise AudioError(f"{name}: an array needs its sampling_rate")
+                raise AudioError(f"{name}: an array needs its sampling_rate", "no sampling rate")
             if isinstance(audio, torch.Tensor):
-                audio = audio.detach().cpu().numpy()
+                audio = audio.detach().cpu()
+                audio = (audio.float() if audio.is_floating_point() else audio).numpy()
             wave = to_mono_16k(audio, sampling_rate, self.sampling_rate, name)
         if wave.shape[0] < MIN_SAMPLES:
             raise AudioError(
                 f"{name}: clip has {wave.shape[0]} samples at {self.sampling_rate} Hz, "
-                f"shorter than the encoder's minimum of {MIN_SAMPLES}"
+                f"shorter than the encoder's minimum of {MIN_SAMPLES}",
+                "clip shorter than the encoder's minimum",
             )
         return wave
 
@@ -98,6 +133,8 @@ class MirganProcessor(ProcessorMixin):
             data.update(features)
         if text is not None:
             texts = [text] if isinstance(text, str) else list(text)
+            if not texts:
+                raise ValueError("no transcripts given")
             for i, t in enumerate(texts):
                 if not isinstance(t, str) or not t.strip():
                     raise ValueError(f"text[{i}]: transcript is empty or not a string ({t!r})")

@@ -88,3 +88,40 @@ def test_stage3_trains_only_the_classifier(mode):
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     trained_heads = ("classifier.", "multimodal_classifier.") if mode == "multimodal" else ("classifier.",)
     assert changed and all(k.startswith(trained_heads) for k in changed), changed
+
+
+@pytest.mark.parametrize("mode", ["lora", "full"])
+def test_encoder_adaptation_changes_only_the_audio_encoder(mode):
+    import numpy as np
+
+    from tests.test_modeling import MirganWhisperFeatureExtractor
+
+    model = tiny_model()
+    pristine = {k: v.clone() for k, v in model.audio_encoder.state_dict().items()}
+    text_before = {k: v.clone() for k, v in model.text_encoder.state_dict().items()}
+
+    class Processor:  # the audio half of MirganProcessor is all adaptation needs
+        sampling_rate = 16000
+        feature_extractor = MirganWhisperFeatureExtractor()
+
+        def __call__(self, audio, sampling_rate):
+            return self.feature_extractor(audio)
+
+    rng = np.random.default_rng(0)
+    waves = [rng.standard_normal(4000 + 800 * i).astype(np.float32) * 0.1 for i in range(8)]
+    labels = torch.arange(8) % 4
+    model_args = train.ModelArguments(encoder_mode=mode)
+    args = quick_args(encoder_epochs=2, batch_size=16, encoder_lr=1e-2)
+    train.adapt_audio_encoder(model, pristine, Processor(), waves, labels, model_args, args, Accelerator(cpu=True), seed=0)
+    after = model.audio_encoder.state_dict()
+    assert after.keys() == pristine.keys()  # LoRA adapters are merged: a plain encoder is saved
+    changed = {k for k in after if not torch.equal(after[k], pristine[k])}
+    if mode == "lora":  # only the default target modules (attention q/v projections) change
+        assert changed and all(k.split(".")[-2] in ("q_proj", "v_proj") for k in changed), changed
+    else:
+        assert any("fc1" in k for k in changed) and any("conv1" in k for k in changed)
+    assert all(torch.equal(v, text_before[k]) for k, v in model.text_encoder.state_dict().items())
+    assert "+" + mode + ":" in model.config.audio_encoder_hash  # feature caches of adapted encoders get new keys
+    # a second call starts again from the pre-trained weights
+    train.adapt_audio_encoder(model, pristine, Processor(), waves, labels, model_args, args, Accelerator(cpu=True), seed=0)
+    assert all(torch.equal(model.audio_encoder.state_dict()[k], after[k]) for k in after)
