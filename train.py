@@ -203,12 +203,18 @@ def set_standardisation(model, data: FoldData) -> None:
     model.text_std.copy_(data.text.std(0).clamp_min(1e-4))
 
 
-def head_parameters(model) -> list[nn.Parameter]:
-    return [
-        model.layer_weights, model.logit_scale,
-        *model.audio_projection.parameters(), *model.text_projection.parameters(),
-        *model.classifier.parameters(), *model.multimodal_classifier.parameters(),
-    ]
+def head_parameters(model, use_text: bool, lambda_con: float) -> list[nn.Parameter]:
+    """Exactly the weights the stage-1 loss uses (DDP requires every trainable weight to get a gradient)."""
+    params = [*model.audio_projection.parameters(), *model.classifier.parameters()]
+    if model.config.layer_pooling == "weighted":
+        params.append(model.layer_weights)
+    if use_text:
+        params += list(model.text_projection.parameters())
+        if lambda_con > 0:
+            params.append(model.logit_scale)
+        if model.config.mode == "multimodal":
+            params += list(model.multimodal_classifier.parameters())
+    return params
 
 
 def freeze_all_but(model, trainable: list[nn.Parameter]) -> None:
@@ -322,9 +328,10 @@ def run_stage1(model, train: FoldData, args: TrainArguments, accelerator: Accele
     for module in (model.audio_projection, model.text_projection, model.classifier, model.multimodal_classifier):
         model._init_weights(module)
     set_standardisation(model, train)
-    freeze_all_but(model, head_parameters(model))
+    params = head_parameters(model, args.lambda_con > 0 or model.config.mode == "multimodal", args.lambda_con)
+    freeze_all_but(model, params)
     heads = Stage1Heads(model)
-    optimizer = torch.optim.AdamW(head_parameters(model), lr=args.stage1_lr, weight_decay=args.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=args.stage1_lr, weight_decay=args.weight_decay)
     ddp_heads, optimizer = accelerator.prepare(heads, optimizer)
     curve = train_stage1(model, ddp_heads, optimizer, train, args, accelerator, seed)
     accelerator.free_memory()
@@ -367,9 +374,10 @@ def adapt_audio_encoder(model, pristine: dict, processor, waves: list[np.ndarray
     else:
         encoder_params = list(model.audio_encoder.parameters())
     lr = args.encoder_lr or (1e-4 if mode == "lora" else 1e-5)
-    freeze_all_but(model, encoder_params + head_parameters(model))
-    optimizer = torch.optim.AdamW([{"params": encoder_params, "lr": lr},
-                                   {"params": head_parameters(model), "lr": args.stage1_lr}], weight_decay=args.weight_decay)
+    heads = head_parameters(model, use_text=False, lambda_con=0.0)  # the audio path only
+    freeze_all_but(model, encoder_params + heads)
+    optimizer = torch.optim.AdamW([{"params": encoder_params, "lr": lr}, {"params": heads, "lr": args.stage1_lr}],
+                                  weight_decay=args.weight_decay)
     path, optimizer = accelerator.prepare(AudioPath(model), optimizer)
     generator = torch.Generator().manual_seed(seed)
     model.train()
@@ -472,6 +480,22 @@ def sample_generator(model, counts: np.ndarray, text_pool: torch.Tensor, labels_
 # --------------------------------------------------------------------------------------------
 
 
+class Stage3Heads(nn.Module):
+    """The stage-3 classifiers as one module: ``C(h)``, and ``C_m([h; u])`` in multimodal mode."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.d, self.dropout = model.config.projection_dim, model.dropout
+        multimodal = model.config.mode == "multimodal"
+        self.heads = nn.ModuleList([model.classifier] + ([model.multimodal_classifier] if multimodal else []))
+
+    def forward(self, x):
+        logits = [self.heads[0](self.dropout(x[:, : self.d]))]
+        if len(self.heads) > 1:
+            logits.append(self.heads[1](self.dropout(x)))
+        return logits
+
+
 def run_stage3(model, real: torch.Tensor, labels: torch.Tensor, synth: torch.Tensor, synth_labels: torch.Tensor,
                args: TrainArguments, accelerator: Accelerator, seed: int, init: dict) -> None:
     """Retrain the classifier(s) from their stage-1 weights ``init``; synthetic rows weigh ``synthetic_weight``."""
@@ -479,26 +503,20 @@ def run_stage3(model, real: torch.Tensor, labels: torch.Tensor, synth: torch.Ten
     set_seed(seed)
     model.classifier.load_state_dict(init["classifier"])
     model.multimodal_classifier.load_state_dict(init["multimodal_classifier"])
-    d = model.config.projection_dim
-    multimodal = model.config.mode == "multimodal"
-    heads = [model.classifier] + ([model.multimodal_classifier] if multimodal else [])
-    params = [p for head in heads for p in head.parameters()]
+    heads = Stage3Heads(model)
+    params = [p for head in heads.heads for p in head.parameters()]
     freeze_all_but(model, params)
     x = torch.cat([real, synth]) if len(synth) else real
     y = torch.cat([labels, synth_labels]) if len(synth) else labels
     w = torch.cat([torch.ones(len(real)), torch.full((len(synth),), args.synthetic_weight)])
     optimizer = torch.optim.AdamW(params, lr=args.stage3_lr, weight_decay=args.weight_decay)
-    wrapped = nn.ModuleList(heads)
-    wrapped, optimizer = accelerator.prepare(wrapped, optimizer)
+    wrapped, optimizer = accelerator.prepare(heads, optimizer)
     gen = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(args.stage3_epochs):
         for idx in batches(len(x), args.batch_size * 2, gen, accelerator):
             xb, yb, wb = x[idx], y[idx], w[idx]
-            h = model.dropout(xb[:, :d])
-            loss = (F.cross_entropy(wrapped[0](h), yb, reduction="none") * wb).sum() / wb.sum()
-            if multimodal:
-                loss = loss + (F.cross_entropy(wrapped[1](model.dropout(xb)), yb, reduction="none") * wb).sum() / wb.sum()
+            loss = sum((F.cross_entropy(logits, yb, reduction="none") * wb).sum() / wb.sum() for logits in wrapped(xb))
             optimizer.zero_grad()
             accelerator.backward(loss)
             optimizer.step()
@@ -604,7 +622,8 @@ def main() -> dict:
     dataset_name = Path(data_args.dataset_dir).name if data_args.dataset == "audiofolder" else data_args.dataset
     output_dir = Path(args.output_dir or ROOT / "outputs" / f"{dataset_name}-{model_args.mode}")
     cache_dir = Path(args.cache_dir or modeling_mirgan.encoders.cache_dir() / "features")
-    accelerator = Accelerator(log_with="tensorboard", project_dir=str(output_dir / "runs"))
+    # cpu=True on machines without CUDA: Accelerate then sees torchrun/MPI ranks (MULTI_CPU over gloo)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), log_with="tensorboard", project_dir=str(output_dir / "runs"))
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     output_dir.mkdir(parents=True, exist_ok=True)

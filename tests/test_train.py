@@ -101,14 +101,15 @@ def test_torchrun_two_processes_matches_single_process(trained, tmp_path):
     for method in ("baseline", "mirgan"):
         n_single = [f["n"] for f in single["methods"][method]["per_fold"]]
         assert [f["n"] for f in double["methods"][method]["per_fold"]] == n_single  # no lost or duplicated clips
-        # DDP splits every batch over 2 ranks, so optimisation differs slightly; measured |dUA| <= 0.05
-        assert abs(double["methods"][method]["ua_mean"] - single["methods"][method]["ua_mean"]) < 0.08
+        # DDP splits every batch over 2 ranks, so optimisation differs slightly: measured |dUA| 0.005 (baseline)
+        # and 0.015 (mirgan) on this subset
+        assert abs(double["methods"][method]["ua_mean"] - single["methods"][method]["ua_mean"]) < 0.06
     assert "computed and cached" not in proc.stderr  # the feature cache is shared with the single-process run
     checks = double["distributed"]
     assert checks["processes"] == 2
     # bit-identical weights on both ranks after every stage of every fit (2 fits per fold, 2 folds)
     assert checks["rank_weight_checks_passed"]["stage1"] == 4 and checks["rank_weight_checks_passed"]["stage2"] == 4
-    assert checks["rank_weight_checks_passed"]["stage3"] >= 4
+    assert checks["rank_weight_checks_passed"]["stage3"] == 6  # 2 candidate ratios + the refit, per fold
 
 
 @pytest.mark.slow
