@@ -215,9 +215,11 @@ def pooled_audio_layers(
 ) -> torch.Tensor:
     """``[B, layers + 1, D]``: every hidden state averaged over the clip's real frames.
 
-    Whisper inputs longer than its positional table are encoded in consecutive windows whose
-    frame sums are combined, so any length runs in bounded memory."""
+    Whisper inputs (time-major ``[B, frames, mels]`` from ``MirganWhisperFeatureExtractor``) longer
+    than its positional table are encoded in consecutive windows whose frame sums are combined, so any
+    length runs in bounded memory."""
     if is_whisper(config):
+        input_features = input_features.transpose(1, 2)  # the convolution stem wants [B, mels, frames]
         if attention_mask is None:
             attention_mask = torch.ones(input_features.shape[0], input_features.shape[-1], dtype=torch.bool)
         attention_mask = attention_mask.bool()

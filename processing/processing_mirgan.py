@@ -17,7 +17,8 @@ class MirganWhisperFeatureExtractor(WhisperFeatureExtractor):
     """Whisper log-mel features of each clip at its own length, not padded to 30 s.
 
     Clips in a batch are zero-padded to the longest one and ``attention_mask`` marks real frames;
-    the model masks the padding, so a batched clip gets the features it gets alone."""
+    the model masks the padding, so a batched clip gets the features it gets alone. The features are
+    time-major, ``[batch, frames, mels]``, so a ``transformers`` pipeline's batching pads the time axis."""
 
     model_input_names = ["input_features", "attention_mask"]
 
@@ -59,10 +60,10 @@ class MirganWhisperFeatureExtractor(WhisperFeatureExtractor):
             raise ValueError("no audio clips given")
         mels = [self.log_mel(self._checked(c, i)) for i, c in enumerate(clips)]
         frames = max(m.shape[-1] for m in mels)
-        features = torch.zeros(len(mels), self.feature_size, frames)
+        features = torch.zeros(len(mels), frames, self.feature_size)
         mask = torch.zeros(len(mels), frames, dtype=torch.long)
         for i, m in enumerate(mels):
-            features[i, :, : m.shape[-1]] = m
+            features[i, : m.shape[-1]] = m.T
             mask[i, : m.shape[-1]] = 1
         data = {"input_features": features, "attention_mask": mask}
         return BatchFeature(data, tensor_type=return_tensors)

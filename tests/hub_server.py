@@ -7,6 +7,7 @@ repo, commit files, read repo info, list trees and download files::
     POST /api/repos/create                                  create_repo (409 if it exists)
     POST /api/validate-yaml                                 README.md metadata check before a commit
     GET  /api/whoami-v2                                     whoami
+    GET  /api/agent-harnesses                               huggingface_hub's agent registry (empty)
     GET  /api/{type}s/{ns}/{name}[/revision/{rev}]          model_info / dataset_info / repo_info
     GET  /api/{type}s/{ns}/{name}/tree/{rev}[/{path}]       list_repo_tree (one page, ?recursive=)
     POST /api/{type}s/{ns}/{name}/paths-info/{rev}          get_paths_info (form or JSON body)
@@ -310,6 +311,10 @@ class _Handler(BaseHTTPRequestHandler):
                          "auth": {"type": "access_token", "accessToken": {"displayName": "dummy", "role": "write"}}},
                    head=head)
 
+    def agent_harnesses(self, match, query, body, head):
+        """The registry huggingface_hub fetches to tag requests made from AI coding agents: none here."""
+        self._json(200, {"standardEnvVars": [], "harnesses": {}}, head=head)
+
     def validate_yaml(self, match, query, body, head):
         content = json.loads(body or b"{}").get("content", "")
         try:
@@ -575,6 +580,7 @@ class _Handler(BaseHTTPRequestHandler):
 _REPO = r"(?P<type>model|dataset|space)s/(?P<repo_id>[\w.-]+/[\w.-]+)"
 ROUTES = [
     (re.compile(r"/api/whoami-v2"), ("GET",), _Handler.whoami),
+    (re.compile(r"/api/agent-harnesses"), ("GET",), _Handler.agent_harnesses),
     (re.compile(r"/api/validate-yaml"), ("POST",), _Handler.validate_yaml),
     (re.compile(r"/api/repos/create"), ("POST",), _Handler.create_repo),
     (re.compile(rf"/api/{_REPO}(?:/revision/(?P<rev>[^/]+))?"), ("GET", "HEAD"), _Handler.repo_info),

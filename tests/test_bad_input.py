@@ -222,7 +222,7 @@ def test_very_long_clip_is_processed_whole_and_predicted_in_windows(processor, t
     wave = processor.prepare_audio(tmp_path / "long.flac")
     assert wave.shape == (600 * 16000,)
     features = processor(audio=wave, sampling_rate=16000)
-    assert features["input_features"].shape[-1] == 600 * 100 and np.isfinite(features["input_features"].numpy()).all()
+    assert features["input_features"].shape[1] == 600 * 100 and np.isfinite(features["input_features"].numpy()).all()
     [result] = predict(tiny_model(), processor, [wave[: 90 * 16000 + 8000]], sampling_rate=16000, window_seconds=30)
     spans = [(w["start_s"], w["end_s"]) for w in result["windows"]]
     assert spans == [(0.0, 30.0), (30.0, 60.0), (60.0, 90.5)]  # the 0.5 s tail joins the last window

@@ -90,10 +90,10 @@ def test_long_whisper_input_is_windowed_not_truncated():
     model.audio_encoder.embed_positions.num_embeddings = 50  # windows of 100 mel frames
     wave = np.random.default_rng(1).normal(0, 0.1, 16000 * 3).astype(np.float32)  # 300 frames = 3 windows
     mel = audio_inputs("whisper", [wave])["input_features"]
-    assert mel.shape[-1] == 300
+    assert mel.shape[1] == 300
     with torch.inference_mode():
         pooled = model.encode_audio(input_features=mel)
-        parts = [model.encode_audio(input_features=mel[..., i : i + 100]) for i in (0, 100, 200)]
+        parts = [model.encode_audio(input_features=mel[:, i : i + 100]) for i in (0, 100, 200)]
     torch.testing.assert_close(pooled, torch.stack(parts).mean(0), atol=1e-5, rtol=1e-4)
 
 
