@@ -16,10 +16,14 @@ speakers and saved with its processor and model card.
 
 from __future__ import annotations
 
+import os
+
+# OpenMP threads that sleep instead of spinning while they wait: on a shared or busy CPU, spinning
+# threads made extraction 2x and stage 2 4-25x slower (bench/speed.py). Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import json
 import logging
-import math
-import os
 import platform
 import shutil
 import sys
@@ -31,7 +35,6 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm

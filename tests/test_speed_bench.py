@@ -44,8 +44,8 @@ def test_smoke_run_writes_every_key(tmp_path):
     assert 0.9 < extraction["cosine_vs_naive"] <= 1.0 + 1e-6  # the same encoder on unpadded input, real frames
     assert result["generation_features_per_s"] > 0 and result["gan_steps_per_s"] > 0 and result["stage3_s"] > 0
     assert result["main_job_cold_s"] is None and result["distributed"] is None  # skipped in smoke mode
-    (size,) = result["scaling"]["sizes"]
-    assert size["n_clips"] == 6 and size["peak_rss_mb"] > 0 and size["extract_s"] > 0
+    (size,) = result["scaling"]
+    assert size["n_clips"] == 6 and size["peak_rss_mb"] > 0 and size["seconds"] > size["extract_s"] > 0
     assert {"cpu_model", "cores", "torch", "threads"} <= result["machine"].keys()
     assert "--smoke" in result["command"]
     assert (out / "speed.md").read_text().startswith("# Speed benchmark")
@@ -64,7 +64,20 @@ def test_flop_count_matches_torch_counter():
     audio._attn_implementation = "eager"  # its attention matmuls are visible to the counter (CPU SDPA is not)
     encoder = WhisperEncoder(audio).eval()
     for frames in (101, 400, 3000, 3500):  # odd length, short, one full window, two windows
-        features = torch.randn(1, audio.num_mel_bins, frames)
+        features = torch.randn(1, frames, audio.num_mel_bins)  # time-major, as MirganWhisperFeatureExtractor gives
         with torch.inference_mode(), FlopCounterMode(display=False) as counter:
             pooled_audio_layers(encoder, audio, features, attention_mask=torch.ones(1, frames, dtype=torch.bool))
         assert counter.get_total_flops() == pytest.approx(speed.whisper_flops(audio, frames), rel=1e-6), frames
+
+
+@pytest.mark.slow
+def test_smoke_two_process_extraction_merges_the_same_cache(tmp_path):
+    env = {**os.environ, "MIRGAN_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "speed.py"), "--smoke", "--skip_scaling", "--skip_stages",
+                           "--lever_clips", "0", "--master_port", "29577", "--out", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    dist = json.loads((out / "speed.json").read_text())["distributed"]
+    assert dist["torchrun_2"]["world_size"] == 2 and dist["single"]["world_size"] == 1
+    assert dist["check"]["equal"], dist["check"]  # one merged cache file, same rows in the same order, same values

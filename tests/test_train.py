@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import EMBEDDED_EMODB, QUICK, ROOT, SPEAKERS, run_train
+from tests.conftest import EMBEDDED_EMODB, QUICK, SPEAKERS, run_train
 
 
 def metrics_of(results: dict) -> dict:
