@@ -126,6 +126,7 @@ class TrainArguments:
     gan_batch_size: int = 64
     synthetic_ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0], metadata={"help": "candidates, chosen on validation speakers"})
     synthetic_weight: float = 0.5
+    synthetic_oversample: int = field(default=1, metadata={"help": "draw N candidates per generated sample and keep the most Q-confident (1: no filtering)"})
     stage3_epochs: int = 40
     stage3_lr: float = 1e-3
     extraction_batch_size: int = 8
@@ -464,10 +465,15 @@ def run_stage2(model, real: torch.Tensor, labels: torch.Tensor, text: torch.Tens
 
 
 @torch.no_grad()
-def sample_generator(model, counts: np.ndarray, text_pool: torch.Tensor, labels_pool: torch.Tensor, seed: int):
-    """``counts[c]`` generated features per class; text conditions are real transcripts of class c."""
+def sample_generator(model, counts: np.ndarray, text_pool: torch.Tensor, labels_pool: torch.Tensor, seed: int,
+                     oversample: int = 1):
+    """``counts[c]`` generated features per class; text conditions are real transcripts of class c.
+
+    ``oversample`` > 1 draws that many candidates per sample and keeps, per class, the ones the frozen
+    stage-1 classifier (InfoGAN's Q) assigns to their condition most confidently."""
     rng = torch.Generator().manual_seed(seed)
-    labels = torch.repeat_interleave(torch.arange(len(counts)), torch.as_tensor(counts))
+    drawn = np.asarray(counts) * oversample
+    labels = torch.repeat_interleave(torch.arange(len(counts)), torch.as_tensor(drawn))
     text = torch.zeros(len(labels), text_pool.shape[1])
     for c in range(len(counts)):
         pool = text_pool[labels_pool == c] if (labels_pool == c).any() else text_pool
@@ -475,7 +481,14 @@ def sample_generator(model, counts: np.ndarray, text_pool: torch.Tensor, labels_
         text[sel] = pool[torch.randint(0, len(pool), (int(sel.sum()),), generator=rng)]
     noise = torch.randn(len(labels), model.config.noise_dim, generator=rng)
     model.eval()
-    return model.generator(noise, labels, text), labels
+    fake = model.generator(noise, labels, text)
+    if oversample == 1:
+        return fake, labels
+    head = model.multimodal_classifier if model.config.mode == "multimodal" else model.classifier
+    confidence = head(fake).softmax(-1).gather(1, labels[:, None])[:, 0]
+    keep = torch.cat([torch.nonzero(labels == c)[:, 0][confidence[labels == c].argsort(descending=True)[: counts[c]]]
+                      for c in range(len(counts))])
+    return fake[keep], labels[keep]
 
 
 # --------------------------------------------------------------------------------------------
@@ -528,13 +541,13 @@ def run_stage3(model, real: torch.Tensor, labels: torch.Tensor, synth: torch.Ten
     check_ranks_agree(model, accelerator, "stage3")
 
 
-def synthetic_for(method: str, model, h_train, y_train, u_train, ratio: float, seed: int):
+def synthetic_for(method: str, model, h_train, y_train, u_train, ratio: float, seed: int, oversample: int = 1):
     """Synthetic features of ``method`` (a peer or the trained generator), class-balanced."""
     counts = class_balanced_counts(y_train.numpy(), model.config.num_labels, ratio)
     if method == "none" or ratio == 0:
         return torch.zeros(0, h_train.shape[1]), torch.zeros(0, dtype=torch.long)
     if method in GENERATIVE:
-        return sample_generator(model, counts, u_train, y_train, seed)
+        return sample_generator(model, counts, u_train, y_train, seed, oversample)
     x, y = peer_samples(method, h_train.numpy(), y_train.numpy(), counts, np.random.default_rng(seed))
     return torch.from_numpy(x), torch.from_numpy(y).long()
 
@@ -577,7 +590,7 @@ def fit_all_stages(model, train: FoldData, args, accelerator, seed, methods, rat
         t0 = time.time()
         per_ratio = {}
         for ratio in ratios:
-            synth, synth_y = synthetic_for(method, model, x_train, train.labels, u_train, ratio, seed + 3)
+            synth, synth_y = synthetic_for(method, model, x_train, train.labels, u_train, ratio, seed + 3, args.synthetic_oversample)
             run_stage3(model, x_train, train.labels, synth, synth_y, args, accelerator, seed + 4, init)
             per_ratio[ratio] = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("classifier", "multimodal_classifier"))}
         timing["stage3_s"] += time.time() - t0

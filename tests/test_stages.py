@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
@@ -125,3 +126,21 @@ def test_encoder_adaptation_changes_only_the_audio_encoder(mode):
     # a second call starts again from the pre-trained weights
     train.adapt_audio_encoder(model, pristine, Processor(), waves, labels, model_args, args, Accelerator(cpu=True), seed=0)
     assert all(torch.equal(model.audio_encoder.state_dict()[k], after[k]) for k in after)
+
+
+def test_q_confidence_filter_keeps_the_most_confident_samples_per_class():
+    model = tiny_model()
+    data = fold_data(model)
+    args = quick_args()
+    accelerator, h, u = stage1_then_features(model, data, args)
+    train.run_stage2(model, h, data.labels, u, data.groups, args, 1.0, accelerator, seed=1)
+    counts = np.array([5, 3, 4, 2])
+    plain, plain_y = train.sample_generator(model, counts, u, data.labels, seed=0)
+    kept, kept_y = train.sample_generator(model, counts, u, data.labels, seed=0, oversample=4)
+    assert torch.equal(torch.bincount(kept_y), torch.as_tensor(counts)) and torch.equal(torch.bincount(plain_y), torch.as_tensor(counts))
+
+    def confidence(x, y):
+        with torch.no_grad():
+            return model.classifier(x).softmax(-1).gather(1, y[:, None]).mean()
+
+    assert confidence(kept, kept_y) >= confidence(plain, plain_y)
