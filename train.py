@@ -780,12 +780,16 @@ def main() -> dict:
                 base_seed = seed * 100003 + fold_i * 1009 + int(fraction * 100)
                 labels_np = label_ids[train_idx].numpy()
                 sub = np.asarray(train_idx)[stratified_subsample(labels_np, fraction, base_seed)]
-                fold_speakers = [speakers[i] for i in sub]
-                val_spk = set(validation_speakers(fold_speakers, [genders[i] for i in sub], len(protocol.folds)))
                 if adapting:  # adapted on the whole training fold (validation speakers included, test speakers never)
                     features, all_data = adapted(list(sub), base_seed)
-                inner = [i for i in sub if speakers[i] not in val_spk]
-                val = [i for i in sub if speakers[i] in val_spk]
+                if fold.validation_values:  # an official development partition (e.g. MSP-Podcast)
+                    held = set(fold.validation_values)
+                    inner, val = list(sub), [i for i, v in enumerate(column) if v in held]
+                    val_spk = {f"{fold.column}={v}" for v in fold.validation_values}
+                else:  # validation speakers drawn from the training fold
+                    val_spk = set(validation_speakers([speakers[i] for i in sub], [genders[i] for i in sub], len(protocol.folds)))
+                    inner = [i for i in sub if speakers[i] not in val_spk]
+                    val = [i for i in sub if speakers[i] in val_spk]
                 if len({int(label_ids[i]) for i in inner}) < len(classes) or not val:
                     inner, val = list(sub), list(sub)  # too few speakers to hold some out
                 # choose each method's synthetic ratio on validation speakers inside the training fold

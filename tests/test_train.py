@@ -122,3 +122,19 @@ def test_lora_encoder_mode_end_to_end(small_emodb, tmp_path):
     assert 0.25 < results["methods"]["baseline"]["ua_mean"] <= 1.0
     # frozen features once, then the adapted encoder's features under a new cache key
     assert proc.stderr.count("computed and cached") == 2
+
+
+@pytest.mark.slow
+def test_official_partitions_select_on_the_development_set(tmp_path):
+    """MSP-Podcast layout (fixture): Train trains, Development selects, Test1/Test2 are scored, never mixed."""
+    from tests.corpus_fixtures import write_msp_podcast
+
+    corpus = write_msp_podcast(tmp_path / "MSP-Podcast")
+    run_train(["--dataset", "msp_podcast", "--data_dir", str(corpus), "--output_dir", str(tmp_path / "out"),
+               "--audio_encoder", "openai/whisper-tiny.en", "--stage1_epochs", "5", "--gan_steps", "20",
+               "--stage3_epochs", "2", "--final_model", "false"], tmp_path / "cache")
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    runs = results["protocol"]["runs"]
+    assert [r["fold"] for r in runs] == ["test1", "test2"]
+    assert all(r["validation_speakers"] == ["split=Development"] and r["n_train"] == 4 for r in runs)
+    assert [r["n_test"] for r in runs] == [2, 2]  # the 4-class rows of each test partition
