@@ -42,7 +42,7 @@ from transformers import HfArgumentParser
 
 import modeling_mirgan
 from datasets_scripts import Fold, Protocol, load_corpus
-from datasets_scripts.features import drop_bad_clips, extract_encoder_features, fingerprint, stage1_features
+from datasets_scripts.features import drop_bad_clips, extract_encoder_features, fingerprint, stage1_features, state_hash
 from modeling_mirgan import from_encoders
 from modeling_mirgan.augment import PEERS, class_balanced_counts, peer_samples
 from modeling_mirgan.losses import (
@@ -268,15 +268,10 @@ def check_ranks_agree(model, accelerator: Accelerator, stage: str) -> None:
     """Under DDP every rank must hold bit-identical weights after each stage; stop loudly if not."""
     if accelerator.num_processes == 1:
         return
-    import hashlib
-
     from accelerate.utils import gather_object
 
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        if not name.startswith(("audio_encoder", "text_encoder")):
-            digest.update(name.encode() + tensor.detach().contiguous().numpy().tobytes())
-    digests = gather_object([digest.hexdigest()])
+    digest = state_hash(model, skip=("audio_encoder", "text_encoder"))  # frozen encoders: identical by construction
+    digests = gather_object([digest])
     if len(set(digests)) != 1:
         raise RuntimeError(f"after {stage} the {accelerator.num_processes} ranks hold different weights: {digests}")
     RANK_CHECKS[stage] += 1
@@ -398,8 +393,6 @@ def adapt_audio_encoder(model, pristine: dict, processor, waves: list[np.ndarray
     if mode == "lora":
         model.audio_encoder = model.audio_encoder.merge_and_unload()
     freeze_all_but(model, [])
-    from datasets_scripts.features import state_hash
-
     model.config.audio_encoder_hash += f"+{mode}:{state_hash(model.audio_encoder)[:16]}"
     check_ranks_agree(model.audio_encoder, accelerator, "adapt")
 

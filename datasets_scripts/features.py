@@ -221,10 +221,11 @@ def extract_encoder_features(
     return result.select(inverse), hit
 
 
-def state_hash(module: torch.nn.Module, prefixes: tuple[str, ...] = ()) -> str:
+def state_hash(module: torch.nn.Module, prefixes: tuple[str, ...] = (), skip: tuple[str, ...] = ()) -> str:
+    """Hash of the weights whose names start with ``prefixes`` (default: all), minus those starting with ``skip``."""
     digest = hashlib.sha256()
     for name, tensor in module.state_dict().items():
-        if not prefixes or name.startswith(prefixes):
+        if (not prefixes or name.startswith(prefixes)) and not (skip and name.startswith(skip)):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:20]

@@ -37,6 +37,18 @@ def emodb_files():
 
 
 @pytest.fixture(scope="session")
+def processor(tmp_path_factory):
+    """The real processor classes with a Whisper feature extractor and a six-word BERT tokenizer (no weights)."""
+    from transformers import BertTokenizerFast
+
+    from processing import MirganProcessor, MirganWhisperFeatureExtractor
+
+    vocab = tmp_path_factory.mktemp("tok") / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello"]))
+    return MirganProcessor(MirganWhisperFeatureExtractor(), BertTokenizerFast(vocab_file=str(vocab)))
+
+
+@pytest.fixture(scope="session")
 def tiny_en_model():
     """The real whisper-tiny.en encoder + MiniLM in a fresh mirgan model (4 emotion classes)."""
     from modeling_mirgan import from_encoders

@@ -10,17 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from processing import MIN_SAMPLES, AudioError, MirganProcessor, MirganWhisperFeatureExtractor, load_audio, to_mono_16k
+from processing import MIN_SAMPLES, AudioError, load_audio, to_mono_16k
 from tests.conftest import EMBEDDED_EMODB
-
-
-@pytest.fixture(scope="module")
-def processor(tmp_path_factory):
-    from transformers import BertTokenizerFast
-
-    vocab = tmp_path_factory.mktemp("tok") / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello"]))
-    return MirganProcessor(MirganWhisperFeatureExtractor(), BertTokenizerFast(vocab_file=str(vocab)))
 
 
 @pytest.fixture(scope="module")

@@ -18,20 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from processing import AudioError, MirganProcessor, MirganWhisperFeatureExtractor, load_audio, to_mono_16k
+from processing import AudioError, load_audio, to_mono_16k
 from tests.conftest import EMBEDDED_EMODB, ROOT
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                         HealthCheck.function_scoped_fixture])
-
-
-@pytest.fixture(scope="module")
-def processor(tmp_path_factory):
-    from transformers import BertTokenizerFast
-
-    vocab = tmp_path_factory.mktemp("tok") / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello"]))
-    return MirganProcessor(MirganWhisperFeatureExtractor(), BertTokenizerFast(vocab_file=str(vocab)))
 
 
 @pytest.fixture(scope="module")
