@@ -173,8 +173,12 @@ def extract_encoder_features(
     cache_dir: Path,
     batch_size: int = 8,
     use_text: bool = True,
+    autocast_dtype: torch.dtype | None = None,
 ) -> tuple[Dataset, bool]:
     """Per-layer pooled audio features ``[L, D]`` and pooled text features for every row.
+
+    ``autocast_dtype`` (e.g. ``torch.bfloat16``) runs the encoders under autocast; features are stored
+    in float32 and the dtype is part of the cache key.
 
     A clip that cannot be decoded raises ``AudioError`` naming the file; callers that skip bad
     clips validate them first (``processing.validate_clips``)."""
@@ -183,7 +187,7 @@ def extract_encoder_features(
     key = fingerprint(
         FEATURE_VERSION, rows_signature(dataset), config.audio_encoder_name, config.audio_encoder_hash,
         config.audio_encoder.to_dict(), config.text_encoder_name, config.text_encoder_hash, use_text,
-        processor.feature_extractor.to_dict(),
+        processor.feature_extractor.to_dict(), str(autocast_dtype),
     )
     features = Features({
         "_row": Value("int64"),
@@ -193,8 +197,11 @@ def extract_encoder_features(
     encoder_model = model
     device = next(model.parameters()).device  # inputs follow the model (a GPU when it was moved there)
 
-    @torch.inference_mode()
     def encode(batch):
+        with torch.inference_mode(), torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            return encode_batch(batch)
+
+    def encode_batch(batch):
         waves = [processor.prepare_audio(path) for path in batch["audio"]]
         order = np.argsort([len(w) for w in waves])  # similar lengths together: less padding
         audio_out = np.zeros((len(waves), layers, dim), np.float32)
@@ -212,46 +219,13 @@ def extract_encoder_features(
 
     # Sort by duration so each map batch holds clips of similar length (less padding).
     order = np.argsort(audio_durations(dataset["audio"]), kind="stable")
-    sorted_ds = dataset.select(order)
+    sorted_ds = dataset.select(order, keep_in_memory=True)  # in-memory indices: no unverified cache-*.arrow file
     result, hit = cached_map(
         sorted_ds, encode, cache_dir / f"encoder-{key}.arrow", features, batch_size=batch_size * 4, desc="Encoding audio",
     )
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
-    return result.select(inverse), hit
-
-
-def state_hash(module: torch.nn.Module, prefixes: tuple[str, ...] = (), skip: tuple[str, ...] = ()) -> str:
-    """Hash of the weights whose names start with ``prefixes`` (default: all), minus those starting with ``skip``."""
-    digest = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        if (not prefixes or name.startswith(prefixes)) and not (skip and name.startswith(skip)):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:20]
-
-
-STAGE1_PARTS = ("audio_mean", "audio_std", "text_mean", "text_std", "layer_weights", "audio_projection", "text_projection")
-
-
-def stage1_features(encoder_features: Dataset, model, cache_dir: Path, source_key: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """``h = P_a(a)`` and ``u = P_t(t)`` of every row, cached under the stage-1 weights' hash."""
-    d = model.config.projection_dim
-    key = fingerprint(FEATURE_VERSION, source_key, state_hash(model, STAGE1_PARTS), model.config.layer_pooling)
-    features = Features({"_row": Value("int64"), "h": Sequence(Value("float32"), length=d),
-                         "u": Sequence(Value("float32"), length=d)})
-
-    @torch.no_grad()
-    def project(batch):
-        model.eval()
-        audio = torch.as_tensor(np.asarray(batch["audio_features"]), dtype=torch.float32)
-        text = torch.as_tensor(np.asarray(batch["text_features"]), dtype=torch.float32)
-        return {"_row": batch["_row"], "h": model.project_audio(audio).numpy(), "u": model.project_text(text).numpy()}
-
-    source = encoder_features.with_format(None)
-    result, _ = cached_map(source, project, cache_dir / f"stage1-{key}.arrow", features, batch_size=256, desc="Stage-1 features")
-    columns = result.with_format("torch", columns=["h", "u"])[:]
-    return columns["h"].float(), columns["u"].float()
+    return result.select(inverse, keep_in_memory=True), hit
 
 
 def drop_bad_clips(dataset: Dataset, processor) -> tuple[Dataset, dict[str, list[str]]]:

@@ -21,6 +21,16 @@ from .modeling_mirgan import (
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    """The training engine loads on first use: ``from modeling_mirgan import train_mirgan``."""
+    if name == "train_mirgan":
+        from .training import train_mirgan
+
+        return train_mirgan
+    raise AttributeError(f"module 'modeling_mirgan' has no attribute {name!r}")
+
+
 AutoConfig.register("mirgan", MirganConfig, exist_ok=True)
 AutoModel.register(MirganConfig, MirganForEmotionClassification, exist_ok=True)
 AutoModelForAudioClassification.register(MirganConfig, MirganForEmotionClassification, exist_ok=True)
@@ -36,6 +46,7 @@ __all__ = [
     "MirganProcessor",
     "MirganWhisperFeatureExtractor",
     "from_encoders",
+    "train_mirgan",
 ]
 
 # Saved checkpoints carry these classes' code and an ``auto_map``, so a Hub user without the package

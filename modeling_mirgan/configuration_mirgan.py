@@ -8,22 +8,49 @@ from transformers.configuration_utils import SubConfigSpec
 LAYER_POOLINGS = ("weighted", "mean", "last")
 MODES = ("unimodal", "multimodal")
 ADVERSARIAL_LOSSES = ("nonsaturating", "hinge", "wgan-gp")
+GENERATOR_CONDITIONINGS = ("concat", "film")
+TEXT_CONDITIONS = ("auto", "on", "off")
+INFO_TARGETS = ("max", "real")
 
 
 class MirganConfig(PreTrainedConfig):
     r"""
-    audio_encoder / text_encoder: configs of the pre-trained encoders (any transformers audio model:
-        Whisper, wav2vec2, HuBERT, WavLM, AST; any BERT-family text model).
-    audio_encoder_name / text_encoder_name: where their weights came from (reported, not loaded).
-    layer_pooling: how hidden states of all encoder layers become one vector: a learned softmax-weighted
-        sum (SUPERB), the plain mean, or the last layer only.
-    projection_dim: size `d` of the shared audio-text space; `h = P_a(a)` is the feature the classifier
-        sees and the generator synthesises.
-    mode: `unimodal` classifies `C(h)`; `multimodal` classifies `C_m([h; u])` when a transcript is given.
-    noise_dim, generator_hidden_sizes, generator_text_condition: the generator `G(z, c[, u])`; an empty
-        hidden list is a linear generator.
-    discriminator_hidden_sizes, adversarial_loss: the projection discriminator `D(h, c)` and its loss.
-    lambda_con, lambda_im, lambda_info, lambda_text_info, temperature_init: loss weights (DESIGN §1).
+    Args:
+        audio_encoder (`PreTrainedConfig` or `dict`): config of the pre-trained audio encoder (Whisper,
+            wav2vec2, HuBERT, WavLM, AST).
+        text_encoder (`PreTrainedConfig` or `dict`): config of the BERT-family text encoder.
+        audio_encoder_name / text_encoder_name (`str`): Hub names the weights came from (reported, not loaded).
+        audio_encoder_hash / text_encoder_hash (`str`): hashes of those weights (feature-cache keys).
+        layer_pooling (`str`, defaults to `"weighted"`): how the hidden states of all encoder layers become one
+            vector: a learned softmax-weighted sum (SUPERB), the plain mean, or the last layer.
+        projection_dim (`int`, defaults to 256): size `d` of the shared audio-text space; `h = P_a(a)` is the
+            feature the classifier sees and the generator synthesises.
+        classifier_dropout (`float`, defaults to 0.2): dropout on `h` before the classifiers.
+        mode (`str`, defaults to `"unimodal"`): `unimodal` classifies `C(h)`; `multimodal` classifies
+            `C_m([h; u])` when a transcript is given, and its generator emits pairs `(h_hat, u_hat)`.
+        noise_dim (`int`, defaults to 64): size of the generator's noise `z`.
+        generator_noise_scale (`float`, defaults to 1.0): std of `z`.
+        generator_hidden_sizes (`list[int]`, defaults to `[256, 256]`): generator MLP widths; `[]` is the
+            paper's linear generator.
+        generator_conditioning (`str`, defaults to `"film"`): the class enters as a concatenated one-hot
+            (`concat`) or as a per-class scale and shift of every hidden layer (`film`, conditional norm).
+        generator_text_condition (`str`, defaults to `"auto"`): condition `G` on the projected embedding of a
+            real transcript: `on`, `off`, or `auto` (on only when transcripts rarely repeat in the training
+            rows; on fixed-sentence corpora a linear generator otherwise collapses onto one point per sentence).
+        discriminator_hidden_sizes (`list[int]`, defaults to `[256]`): widths of the projection
+            discriminator `D(h, c)`; `[]` is linear.
+        adversarial_loss (`str`, defaults to `"nonsaturating"`): `nonsaturating`, `hinge` or `wgan-gp`.
+        lambda_mmd (`float`, defaults to 1.0): weight of a class-matched MMD between generated and real batches
+            in the generator loss (moment matching that keeps a small-data GAN from collapsing); 0 is a pure GAN.
+        lambda_con (`float`, defaults to 0.1): weight of the stage-1 InfoNCE alignment of `h` and `u`.
+        lambda_im (`float`, defaults to 0.1): weight of the stage-1 information maximisation term.
+        lambda_info (`float`, defaults to 1.0): weight of the generator's MI term through the frozen Q head.
+        info_target (`str`, defaults to `"real"`): `max` maximises the Barber-Agakov bound (samples drift to the
+            classifier's easy core, Q-accuracy 1.0); `real` penalises the MI term only while the samples'
+            cross-entropy is above the real training rows' (samples as hard as real ones).
+        lambda_text_info (`float`, defaults to 0.1): weight of the generator's InfoNCE agreement with its text
+            condition.
+        temperature_init (`float`, defaults to 0.07): initial InfoNCE temperature (learned).
     """
 
     model_type = "mirgan"
@@ -43,28 +70,40 @@ class MirganConfig(PreTrainedConfig):
     classifier_dropout: float = 0.2
     mode: str = "unimodal"
     noise_dim: int = 64
+    generator_noise_scale: float = 1.0
     generator_hidden_sizes: list[int] | None = None
-    generator_text_condition: bool = True
+    generator_conditioning: str = "film"
+    generator_text_condition: str = "auto"
     discriminator_hidden_sizes: list[int] | None = None
     adversarial_loss: str = "nonsaturating"
+    lambda_mmd: float = 1.0
     lambda_con: float = 0.1
     lambda_im: float = 0.1
     lambda_info: float = 1.0
+    info_target: str = "real"
     lambda_text_info: float = 0.1
     temperature_init: float = 0.07
-    initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
-        self.generator_hidden_sizes = list(self.generator_hidden_sizes or [])
-        self.discriminator_hidden_sizes = list(self.discriminator_hidden_sizes or [])
-        for name, value, allowed in (
-            ("layer_pooling", self.layer_pooling, LAYER_POOLINGS),
-            ("mode", self.mode, MODES),
-            ("adversarial_loss", self.adversarial_loss, ADVERSARIAL_LOSSES),
+        self.generator_hidden_sizes = [256, 256] if self.generator_hidden_sizes is None else list(self.generator_hidden_sizes)
+        self.discriminator_hidden_sizes = [256] if self.discriminator_hidden_sizes is None else list(self.discriminator_hidden_sizes)
+        if isinstance(self.generator_text_condition, bool):  # configs saved before it had three values
+            self.generator_text_condition = "on" if self.generator_text_condition else "off"
+        for name, allowed in (
+            ("layer_pooling", LAYER_POOLINGS),
+            ("mode", MODES),
+            ("adversarial_loss", ADVERSARIAL_LOSSES),
+            ("generator_conditioning", GENERATOR_CONDITIONINGS),
+            ("generator_text_condition", TEXT_CONDITIONS),
+            ("info_target", INFO_TARGETS),
         ):
-            if value not in allowed:
-                raise ValueError(f"MirganConfig.{name}={value!r}; expected one of {allowed}")
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"MirganConfig.{name}={getattr(self, name)!r}; expected one of {allowed}")
+
+    @property
+    def multimodal(self) -> bool:
+        return self.mode == "multimodal"
 
     @property
     def num_audio_layers(self) -> int:
@@ -79,3 +118,8 @@ class MirganConfig(PreTrainedConfig):
     @property
     def text_hidden_size(self) -> int:
         return self.text_encoder.hidden_size
+
+    @property
+    def sample_dim(self) -> int:
+        """Width of a generated sample: `h`, or the pair `[h; u]` in multimodal mode."""
+        return self.projection_dim * (2 if self.multimodal else 1)

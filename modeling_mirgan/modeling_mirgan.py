@@ -77,21 +77,45 @@ def mlp(in_dim: int, hidden: list[int], out_dim: int) -> nn.Sequential:
 
 
 class FeatureGenerator(nn.Module):
-    """``G(z, c[, u]) -> h_hat``; in multimodal mode ``G_m(z, c) -> [h_hat; u_hat]`` (a paired sample)."""
+    """``G(z, c[, u]) -> h_hat``; in multimodal mode ``G_m(z, c) -> [h_hat; u_hat]`` (a paired sample).
+
+    The class enters as a one-hot beside the noise (``concat``) or as a per-class scale and shift of
+    every hidden layer (``film``); the text condition ``u`` is read only when the config says ``on``."""
 
     def __init__(self, config: MirganConfig):
         super().__init__()
-        d = config.projection_dim
-        self.num_labels = config.num_labels
-        self.paired = config.mode == "multimodal"
-        self.text_condition = config.generator_text_condition and not self.paired
-        in_dim = config.noise_dim + config.num_labels + (d if self.text_condition else 0)
-        self.net = mlp(in_dim, config.generator_hidden_sizes, d * (2 if self.paired else 1))
+        self.config = config
+        d, k, hidden = config.projection_dim, config.num_labels, config.generator_hidden_sizes
+        film = config.generator_conditioning == "film" and bool(hidden)
+        in_dim = config.noise_dim + (0 if film else k) + (0 if config.multimodal else d)
+        self.layers = nn.ModuleList()
+        self.films = nn.ModuleList()
+        for size in hidden:
+            self.layers.append(nn.Linear(in_dim, size))
+            if film:
+                self.films.append(nn.Embedding(k, 2 * size))
+            in_dim = size
+        self.out = nn.Linear(in_dim, config.sample_dim)
+
+    @property
+    def uses_text(self) -> bool:
+        return self.config.generator_text_condition == "on" and not self.config.multimodal
 
     def forward(self, noise, labels, text_embeds=None):
-        onehot = nn.functional.one_hot(labels, self.num_labels).to(noise.dtype)
-        inputs = [noise, onehot] + ([text_embeds] if self.text_condition else [])
-        return self.net(torch.cat(inputs, -1))
+        inputs = [noise * self.config.generator_noise_scale]
+        if not self.films:
+            inputs.append(nn.functional.one_hot(labels, self.config.num_labels).to(noise.dtype))
+        if not self.config.multimodal:  # the text slot exists in every unimodal generator; zeros when unused
+            use = self.uses_text and text_embeds is not None
+            inputs.append(text_embeds if use else noise.new_zeros(len(noise), self.config.projection_dim))
+        x = torch.cat(inputs, -1)
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if self.films:
+                scale, shift = self.films[i](labels).chunk(2, -1)
+                x = nn.functional.layer_norm(x, x.shape[-1:]) * (1 + scale) + shift
+            x = nn.functional.leaky_relu(x, 0.2)
+        return self.out(x)
 
 
 class FeatureDiscriminator(nn.Module):
@@ -99,7 +123,7 @@ class FeatureDiscriminator(nn.Module):
 
     def __init__(self, config: MirganConfig):
         super().__init__()
-        in_dim = config.projection_dim * (2 if config.mode == "multimodal" else 1)
+        in_dim = config.sample_dim
         hidden = config.discriminator_hidden_sizes
         self.body = mlp(in_dim, hidden[:-1], hidden[-1]) if hidden else nn.Identity()
         feat = hidden[-1] if hidden else in_dim
@@ -224,9 +248,22 @@ class MirganForEmotionClassification(MirganPreTrainedModel):
         return self.text_projection((text_features - self.text_mean) / self.text_std)
 
     def classify(self, audio_embeds: torch.Tensor, text_embeds: torch.Tensor | None = None) -> torch.Tensor:
-        if self.config.mode == "multimodal" and text_embeds is not None:
+        """Emotion logits from shared-space features: ``C_m([h; u])`` when a multimodal model gets ``u``,
+        else ``C(h)``. The one path from features to logits: stage 1, stage 3, evaluation, ``forward``
+        and the pipeline all call it."""
+        if self.config.multimodal and text_embeds is not None:
             return self.multimodal_classifier(self.dropout(torch.cat([audio_embeds, text_embeds], -1)))
         return self.classifier(self.dropout(audio_embeds))
+
+    def split_samples(self, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(h, u)`` of rows that are ``h`` (unimodal) or pairs ``[h; u]`` (multimodal)."""
+        d = self.config.projection_dim
+        return samples[:, :d], (samples[:, d:] if self.config.multimodal else None)
+
+    def q_logits(self, samples: torch.Tensor) -> torch.Tensor:
+        """InfoGAN's Q network: the stage-1 classifier itself (reused, frozen), on real or generated
+        samples; pairs go through the multimodal head."""
+        return self.classify(*self.split_samples(samples))
 
     def forward(
         self,
@@ -260,15 +297,35 @@ class MirganForEmotionClassification(MirganPreTrainedModel):
     @torch.no_grad()
     def set_generator_reference(self, features: torch.Tensor, labels: torch.Tensor, text_embeds: torch.Tensor) -> None:
         """Remember the real training features' statistics (see the buffers in ``__init__``)."""
-        h = features[:, : self.config.projection_dim].double()
-        self.real_feature_mean.copy_(h.mean(0))
-        self.real_feature_cov.copy_(torch.cov(h.T))
+        from .realism import real_moments
+
+        mean, cov, spread = real_moments(features[:, : self.config.projection_dim], labels, self.config.num_labels)
+        self.real_feature_mean.copy_(mean)
+        self.real_feature_cov.copy_(cov)
+        self.real_class_spread.copy_(spread)
         for c in range(self.config.num_labels):
-            rows = labels == c
-            if rows.any():
-                self.class_text_embeds[c] = text_embeds[rows].mean(0)
-            if rows.sum() > 1:
-                self.real_class_spread[c] = torch.pdist(h[rows]).mean()
+            if (labels == c).any():
+                self.class_text_embeds[c] = text_embeds[labels == c].mean(0)
+
+    @torch.no_grad()
+    def sample_features(self, labels: torch.Tensor, text_embeds: torch.Tensor | None = None, seed: int = 0,
+                        oversample: int = 1) -> torch.Tensor:
+        """Generated samples (``h_hat``, or pairs ``[h_hat; u_hat]``), one per entry of ``labels``.
+
+        ``text_embeds`` (one row per label) conditions a text-conditioned generator. ``oversample`` > 1
+        draws that many candidates per sample and keeps, per row, the one Q finds most confident."""
+        generator = torch.Generator().manual_seed(seed)
+        was_training = self.training
+        self.eval()
+        labels = labels.repeat_interleave(oversample)
+        text = text_embeds.repeat_interleave(oversample, 0) if text_embeds is not None else None
+        noise = torch.randn(len(labels), self.config.noise_dim, generator=generator)
+        fake = self.generator(noise, labels, text)
+        if oversample > 1:
+            confidence = self.q_logits(fake).log_softmax(-1).gather(1, labels[:, None])[:, 0].view(-1, oversample)
+            fake = fake.view(-1, oversample, fake.shape[-1])[torch.arange(len(confidence)), confidence.argmax(1)]
+        self.train(was_training)
+        return fake
 
     @torch.no_grad()
     def generate_features(self, labels=None, num_per_class: int = 100, text=None, processor=None, seed: int = 0):
@@ -279,14 +336,11 @@ class MirganForEmotionClassification(MirganPreTrainedModel):
         transcript embedding is used. Returns a ``GeneratedFeatures``."""
         from .losses import generated_quality
 
-        self.eval()
         names = list(labels) if labels is not None else [self.config.id2label[i] for i in range(self.config.num_labels)]
         unknown = [n for n in names if n not in self.config.label2id]
         if unknown:
             raise ValueError(f"unknown labels {unknown}; this model knows {list(self.config.label2id)}")
         ids = torch.tensor([self.config.label2id[n] for n in names]).repeat_interleave(num_per_class)
-        generator = torch.Generator().manual_seed(seed)
-        noise = torch.randn(len(ids), self.config.noise_dim, generator=generator)
         condition = self.class_text_embeds[ids]
         if text is not None:
             if processor is None:
@@ -295,15 +349,12 @@ class MirganForEmotionClassification(MirganPreTrainedModel):
             tokens = processor(text=texts)
             embeds = self.project_text(self.encode_text(tokens["input_ids"], tokens["text_attention_mask"], tokens.get("token_type_ids")))
             condition = embeds[torch.arange(len(ids)) % len(texts)]
-        fake = self.generator(noise, ids, condition)
-        d = self.config.projection_dim
-        logits = self.multimodal_classifier(fake) if self.config.mode == "multimodal" else self.classifier(fake)
-        metrics = generated_quality(fake[:, :d], ids, logits, self.real_feature_mean, self.real_feature_cov,
+        fake = self.sample_features(ids, condition, seed=seed)
+        h, u = self.split_samples(fake)
+        metrics = generated_quality(h, ids, self.q_logits(fake), self.real_feature_mean, self.real_feature_cov,
                                     self.real_class_spread, self.config.num_labels)
-        return GeneratedFeatures(
-            features=fake[:, :d], text_features=fake[:, d:] if self.config.mode == "multimodal" else None,
-            labels=ids, label_names=[self.config.id2label[int(i)] for i in ids], metrics=metrics,
-        )
+        return GeneratedFeatures(features=h, text_features=u, labels=ids,
+                                 label_names=[self.config.id2label[int(i)] for i in ids], metrics=metrics)
 
 
 @dataclass

@@ -1,5 +1,4 @@
 from .audio import AudioError, load_audio, to_mono_16k
-from .build import build_processor
 from .processing_mirgan import MIN_SAMPLES, MirganProcessor, MirganWhisperFeatureExtractor
 
-__all__ = ["AudioError", "MIN_SAMPLES", "MirganProcessor", "MirganWhisperFeatureExtractor", "build_processor", "load_audio", "to_mono_16k"]
+__all__ = ["AudioError", "MIN_SAMPLES", "MirganProcessor", "MirganWhisperFeatureExtractor", "load_audio", "to_mono_16k"]

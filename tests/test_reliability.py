@@ -374,10 +374,10 @@ def test_cache_write_interrupted_leaves_no_cache(cache, tmp_path):
 
 
 def test_json_state_is_written_atomically(tmp_path, monkeypatch):
-    import train
+    from modeling_mirgan.training import write_json_atomic
 
     path = tmp_path / "checkpoints" / "state.json"
-    train.write_json_atomic(path, {"runs": {"fold1": 1}})
+    write_json_atomic(path, {"runs": {"fold1": 1}})
 
     def crash(self, text, *args, **kwargs):  # the process dies half-way through writing
         with open(self, "w") as f:
@@ -386,7 +386,7 @@ def test_json_state_is_written_atomically(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Path, "write_text", crash)
     with pytest.raises(KeyboardInterrupt):
-        train.write_json_atomic(path, {"runs": {"fold1": 1, "fold2": 2}})
+        write_json_atomic(path, {"runs": {"fold1": 1, "fold2": 2}})
     monkeypatch.undo()
     assert json.loads(path.read_text()) == {"runs": {"fold1": 1}}
 
@@ -460,7 +460,8 @@ import numpy as np, torch
 import modeling_mirgan, processing, datasets_scripts, train  # noqa: F401
 from transformers import AutoModelForAudioClassification, AutoProcessor, BertTokenizerFast
 from modeling_mirgan import MirganForEmotionClassification, from_encoders
-from processing import MirganProcessor, MirganWhisperFeatureExtractor, build_processor
+from processing import MirganProcessor, MirganWhisperFeatureExtractor
+from modeling_mirgan.encoders import build_processor
 from tests.test_modeling import tiny_model
 import evaluate
 

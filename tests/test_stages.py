@@ -5,31 +5,28 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from accelerate import Accelerator
 
-import train
+from modeling_mirgan import stages
+from modeling_mirgan.arguments import TrainArguments
 from tests.test_modeling import tiny_model
 
 
-def fold_data(model, n=48, seed=0) -> train.FoldData:
+def corpus_features(model, n=48, seed=0) -> stages.CorpusFeatures:
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(n) % model.config.num_labels
     audio = torch.randn(n, model.config.num_audio_layers, model.config.audio_hidden_size, generator=g) + labels[:, None, None]
     text = torch.randn(n, model.config.text_hidden_size, generator=g)
-    return train.FoldData(audio, text, labels, torch.arange(n) % 5, torch.arange(n))
+    return stages.CorpusFeatures(stages.AudioLayerStore.from_tensor(audio), text, labels, torch.arange(n) % 5)
 
 
-def quick_args(**overrides) -> train.TrainArguments:
-    return train.TrainArguments(**{"stage1_epochs": 5, "gan_steps": 20, "stage3_epochs": 3, "gan_batch_size": 16, **overrides})
+def quick_args(**overrides) -> TrainArguments:
+    return TrainArguments(**{"stage1_epochs": 5, "gan_steps": 20, "stage3_epochs": 3, "gan_batch_size": 16, **overrides})
 
 
 def stage1_then_features(model, data, args):
-    accelerator = Accelerator(cpu=True)
-    train.run_stage1(model, data, args, accelerator, seed=0)
-    with torch.no_grad():
-        h = model.project_audio(data.audio)
-        u = model.project_text(data.text)
-    return accelerator, h, u
+    rows = torch.arange(len(data))
+    stages.train_stage1(model, data, rows, args, 1e-3, args.stage1_epochs, seed=0)
+    return stages.stage1_embeddings(model, data)
 
 
 def stage1_state(model) -> dict:
@@ -38,22 +35,23 @@ def stage1_state(model) -> dict:
 
 def test_stage2_reuses_frozen_stage1_layers_and_mi_gradient_reaches_generator():
     model = tiny_model()
-    data = fold_data(model)
+    data = corpus_features(model)
     args = quick_args()
-    accelerator, h, u = stage1_then_features(model, data, args)
+    h, u = stage1_then_features(model, data, args)
     before = stage1_state(model)
-    train.run_stage2(model, h, data.labels, u, data.groups, args, 1.0, accelerator, seed=1)
+    stages.train_stage2(model, h, data.labels, u, data.groups, args, 1.0, seed=1)
     after = stage1_state(model)
     assert before.keys() == after.keys()
     for key in before:  # the classifier used as Q and the alignment heads are untouched by stage 2
         assert torch.equal(before[key], after[key]), key
     # the MI term is computed through the very stage-1 classifier (reused, not a copy): its gradient
     # reaches the generator through C while C itself stays frozen
+    model.generator.requires_grad_(True)
     model.generator.zero_grad()
     noise = torch.randn(8, model.config.noise_dim)
     labels = torch.arange(8) % model.config.num_labels
     fake = model.generator(noise, labels, u[:8])
-    mi, _ = train.info_loss(model, fake, labels, u[:8], data.groups[:8], 0.0)
+    mi, _ = stages.info_loss(model, fake, labels, u[:8], data.groups[:8])
     mi.backward()
     assert all(not p.requires_grad for p in model.classifier.parameters())
     grads = [p.grad for p in model.generator.parameters()]
@@ -63,11 +61,11 @@ def test_stage2_reuses_frozen_stage1_layers_and_mi_gradient_reaches_generator():
 def test_lambda_info_changes_the_generator():
     generators = {}
     for lam in (0.0, 1.0):
-        model = tiny_model()
-        data = fold_data(model)
+        model = tiny_model(info_target="max")
+        data = corpus_features(model)
         args = quick_args()
-        accelerator, h, u = stage1_then_features(model, data, args)
-        train.run_stage2(model, h, data.labels, u, data.groups, args, lam, accelerator, seed=1)
+        h, u = stage1_then_features(model, data, args)
+        stages.train_stage2(model, h, data.labels, u, data.groups, args, lam, seed=1)
         generators[lam] = torch.cat([p.detach().flatten() for p in model.generator.parameters()])
     assert not torch.allclose(generators[0.0], generators[1.0])
 
@@ -75,72 +73,140 @@ def test_lambda_info_changes_the_generator():
 @pytest.mark.parametrize("mode", ["unimodal", "multimodal"])
 def test_stage3_trains_only_the_classifier(mode):
     model = tiny_model(mode=mode)
-    data = fold_data(model)
+    data = corpus_features(model)
     args = quick_args()
-    accelerator, h, u = stage1_then_features(model, data, args)
+    h, u = stage1_then_features(model, data, args)
     x = torch.cat([h, u], -1) if mode == "multimodal" else h
-    train.run_stage2(model, x, data.labels, u, data.groups, args, 1.0, accelerator, seed=1)
-    init = {"classifier": {k: v.clone() for k, v in model.classifier.state_dict().items()},
-            "multimodal_classifier": {k: v.clone() for k, v in model.multimodal_classifier.state_dict().items()}}
-    synth, synth_y = train.synthetic_for("mirgan", model, x, data.labels, u, 1.0, seed=2)
+    stages.train_stage2(model, x, data.labels, u, data.groups, args, 1.0, seed=1)
+    init = stages.snapshot(model, stages.CLASSIFIER_PREFIXES)
+    synth, synth_y = stages.synthetic_rows("mirgan", model, x, data.labels, u, 1.0, seed=2)
     assert synth.shape == (len(x), x.shape[1]) and torch.equal(torch.bincount(synth_y), torch.bincount(data.labels))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    train.run_stage3(model, x, data.labels, synth, synth_y, args, accelerator, 3, init)
+    stages.train_stage3(model, x, data.labels, synth, synth_y, args, 1e-3, 3, init)
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     trained_heads = ("classifier.", "multimodal_classifier.") if mode == "multimodal" else ("classifier.",)
     assert changed and all(k.startswith(trained_heads) for k in changed), changed
 
 
-@pytest.mark.parametrize("mode", ["lora", "full"])
-def test_encoder_adaptation_changes_only_the_audio_encoder(mode):
-    import numpy as np
-
-    from tests.test_modeling import MirganWhisperFeatureExtractor
-
+@pytest.mark.parametrize("method", ["class_weight", "oversample"])
+def test_class_balancing_peers_change_stage3_and_leave_stage1_alone(method):
     model = tiny_model()
-    pristine = {k: v.clone() for k, v in model.audio_encoder.state_dict().items()}
-    text_before = {k: v.clone() for k, v in model.text_encoder.state_dict().items()}
-
-    class Processor:  # the audio half of MirganProcessor is all adaptation needs
-        sampling_rate = 16000
-        feature_extractor = MirganWhisperFeatureExtractor()
-
-        def __call__(self, audio, sampling_rate):
-            return self.feature_extractor(audio)
-
-    rng = np.random.default_rng(0)
-    waves = [rng.standard_normal(4000 + 800 * i).astype(np.float32) * 0.1 for i in range(8)]
-    labels = torch.arange(8) % 4
-    model_args = train.ModelArguments(encoder_mode=mode)
-    args = quick_args(encoder_epochs=2, batch_size=16, encoder_lr=1e-2)
-    train.adapt_audio_encoder(model, pristine, Processor(), waves, labels, model_args, args, Accelerator(cpu=True), seed=0)
-    after = model.audio_encoder.state_dict()
-    assert after.keys() == pristine.keys()  # LoRA adapters are merged: a plain encoder is saved
-    changed = {k for k in after if not torch.equal(after[k], pristine[k])}
-    if mode == "lora":  # only the default target modules (attention q/v projections) change
-        assert changed and all(k.split(".")[-2] in ("q_proj", "v_proj") for k in changed), changed
+    data = corpus_features(model, n=60)
+    keep = torch.cat([torch.nonzero(data.labels != 1)[:, 0], torch.nonzero(data.labels == 1)[:3, 0]])  # class 1 is rare
+    args = quick_args(stage3_epochs=30)
+    stages.train_stage1(model, data, keep, args, 1e-3, args.stage1_epochs, seed=0)
+    h, u = stages.stage1_embeddings(model, data)
+    x, y = h[keep], data.labels[keep]
+    init = stages.snapshot(model, stages.CLASSIFIER_PREFIXES)
+    stage1 = stage1_state(model)
+    plain = stages.synthetic_rows("none", model, x, y, u[keep], 1.0, seed=2)
+    stages.train_stage3(model, x, y, *plain, args, 1e-3, 3, init)
+    baseline = stages.snapshot(model, stages.CLASSIFIER_PREFIXES)
+    synth, synth_y = stages.synthetic_rows(method, model, x, y, u[keep], 1.0, seed=2)
+    if method == "oversample":  # real rows repeated, the rare class first
+        assert len(synth) and all(any(torch.equal(s, r) for r in x) for s in synth)
+        assert torch.bincount(synth_y, minlength=4)[1] == synth_y.bincount().max()
     else:
-        assert any("fc1" in k for k in changed) and any("conv1" in k for k in changed)
-    assert all(torch.equal(v, text_before[k]) for k, v in model.text_encoder.state_dict().items())
-    assert "+" + mode + ":" in model.config.audio_encoder_hash  # feature caches of adapted encoders get new keys
-    # a second call starts again from the pre-trained weights
-    train.adapt_audio_encoder(model, pristine, Processor(), waves, labels, model_args, args, Accelerator(cpu=True), seed=0)
-    assert all(torch.equal(model.audio_encoder.state_dict()[k], after[k]) for k in after)
+        assert len(synth) == 0
+    stages.train_stage3(model, x, y, synth, synth_y, args, 1e-3, 3, init, balance_classes=method == "class_weight")
+    balanced = stages.snapshot(model, stages.CLASSIFIER_PREFIXES)
+    assert any(not torch.equal(balanced[k], baseline[k]) for k in balanced)
+    after = stage1_state(model)
+    for key in stage1:
+        if not key.startswith(stages.CLASSIFIER_PREFIXES):
+            assert torch.equal(stage1[key], after[key]), key
+    stages.restore(model, init)  # the stage-1 classifier itself is the one kept for the baseline
+    assert all(torch.equal(model.state_dict()[k], stage1[k]) for k in init)
+
+
+def test_stage3_and_forward_use_the_one_classify_method(monkeypatch):
+    """Perturbing ``classify`` changes what stage 3 trains and what ``model(...).logits`` returns."""
+    from modeling_mirgan import MirganForEmotionClassification
+
+    def run():
+        model = tiny_model()
+        data = corpus_features(model)
+        args = quick_args(stage3_epochs=5)
+        h, u = stage1_then_features(model, data, args)
+        init = stages.snapshot(model, stages.CLASSIFIER_PREFIXES)
+        stages.train_stage3(model, h, data.labels, h[:0], data.labels[:0], args, 1e-3, 3, init)
+        audio = data.audio.gather(np.arange(4))
+        with torch.no_grad():
+            logits = model(audio_layer_features=audio).logits
+        return stages.snapshot(model, stages.CLASSIFIER_PREFIXES), logits
+
+    weights, logits = run()
+    original = MirganForEmotionClassification.classify
+
+    def shifted(self, audio_embeds, text_embeds=None):
+        return original(self, audio_embeds, text_embeds) * torch.tensor([3.0, 1.0, 1.0, 1.0])
+
+    monkeypatch.setattr(MirganForEmotionClassification, "classify", shifted)
+    weights2, logits2 = run()
+    assert any(not torch.allclose(weights[k], weights2[k]) for k in weights)  # stage 3 trained through it
+    assert not torch.allclose(logits, logits2)  # forward answers through it
+
+
+def test_stage1_early_stopping_keeps_the_best_validation_check():
+    model = tiny_model()
+    data = corpus_features(model, n=64)
+    rows, val = torch.arange(48), torch.arange(48, 64)
+    args = quick_args(stage1_epochs=60, eval_every=5, patience=3)
+    result = stages.train_stage1(model, data, rows, args, 1e-3, args.stage1_epochs, 0, validation=val)
+    checks = [c for c in result.curve if "validation_ua" in c]
+    assert result.validation_ua == max(c["validation_ua"] for c in checks)
+    assert result.epochs == min(c["epoch"] for c in checks if c["validation_ua"] == result.validation_ua)
+    audio = data.audio.gather(val.numpy())
+    assert stages.heads_ua(model, audio, data.text[val], data.labels[val]) == result.validation_ua  # those heads are kept
+
+
+def test_weight_decay_is_selected_on_validation_rows():
+    model = tiny_model()
+    data = corpus_features(model, n=64)
+    rows, val = torch.arange(48), torch.arange(48, 64)
+    args = quick_args(stage1_epochs=20, eval_every=5, weight_decays=[1e-4, 10.0])
+    best, tried = stages.select_stage1(model, data, rows, val, args, 0)
+    assert set(tried) == {"0.0001", "10.0"}
+    assert best.validation_ua == max(t["validation_ua"] for t in tried.values())
 
 
 def test_q_confidence_filter_keeps_the_most_confident_samples_per_class():
     model = tiny_model()
-    data = fold_data(model)
+    data = corpus_features(model)
     args = quick_args()
-    accelerator, h, u = stage1_then_features(model, data, args)
-    train.run_stage2(model, h, data.labels, u, data.groups, args, 1.0, accelerator, seed=1)
-    counts = np.array([5, 3, 4, 2])
-    plain, plain_y = train.sample_generator(model, counts, u, data.labels, seed=0)
-    kept, kept_y = train.sample_generator(model, counts, u, data.labels, seed=0, oversample=4)
-    assert torch.equal(torch.bincount(kept_y), torch.as_tensor(counts)) and torch.equal(torch.bincount(plain_y), torch.as_tensor(counts))
+    h, u = stage1_then_features(model, data, args)
+    stages.train_stage2(model, h, data.labels, u, data.groups, args, 1.0, seed=1)
+    labels = torch.repeat_interleave(torch.arange(4), torch.tensor([5, 3, 4, 2]))
+    plain = model.sample_features(labels, seed=0)
+    kept = model.sample_features(labels, seed=0, oversample=4)
+    assert plain.shape == kept.shape
 
-    def confidence(x, y):
+    def confidence(x):
         with torch.no_grad():
-            return model.classifier(x).softmax(-1).gather(1, y[:, None]).mean()
+            return model.q_logits(x).softmax(-1).gather(1, labels[:, None]).mean()
 
-    assert confidence(kept, kept_y) >= confidence(plain, plain_y)
+    assert confidence(kept) >= confidence(plain)
+
+
+def test_audio_store_streams_the_cache_in_bounded_batches(tmp_path):
+    """The memory-mapped Arrow store gives the same rows as the dataset, in any order."""
+    from datasets import Array2D, Dataset, Features, Sequence, Value
+
+    rng = np.random.default_rng(0)
+    audio = rng.standard_normal((37, 3, 5)).astype(np.float32)
+    features = Features({"audio_features": Array2D((3, 5), "float32"), "text_features": Sequence(Value("float32"), length=2)})
+    path = tmp_path / "cache.arrow"
+    Dataset.from_dict({"audio_features": audio, "text_features": np.zeros((37, 2), np.float32)}, features=features).map(
+        lambda b: b, batched=True, batch_size=10, writer_batch_size=10, cache_file_name=str(path))
+    ds = Dataset.from_file(str(path))
+    order = rng.permutation(37)
+    selected = ds.select(order, keep_in_memory=True)
+    store = stages.AudioLayerStore.from_cache(selected)
+    assert len(store.chunks) > 1  # several record batches
+    rows = torch.tensor([5, 0, 36, 17])
+    assert np.array_equal(store.gather(rows.numpy()).numpy(), audio[order[rows.numpy()]])
+    seen = torch.cat([idx for idx, _ in store.batches(torch.arange(37), 8, torch.Generator().manual_seed(0))])
+    assert sorted(seen.tolist()) == list(range(37))
+    mean, std = store.moments(torch.arange(37))
+    assert torch.allclose(mean, torch.from_numpy(audio.mean(0)), atol=1e-5)
+    assert torch.allclose(std, torch.from_numpy(audio.std(0, ddof=1)), atol=1e-4)

@@ -1,0 +1,203 @@
+"""The arguments of a mirgan run: what data, which model settings, how to train.
+
+Settings that describe the trained model (mode, pooling, sizes, loss weights, generator and
+discriminator) live in ``MirganConfig``; ``ModelArguments`` only *overrides* them (``None`` keeps
+the config default, which its help shows). Everything about a run (folds, seeds, selection grids,
+optimisation) lives here and only here. Every field has a ``help``; cross-field checks run in
+``__post_init__``, so a bad flag stops the run before any audio is read.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Literal
+
+from .configuration_mirgan import ADVERSARIAL_LOSSES, GENERATOR_CONDITIONINGS, INFO_TARGETS, LAYER_POOLINGS, MODES, TEXT_CONDITIONS, MirganConfig
+
+CORPORA = ("audiofolder", "iemocap", "msp_improv", "msp_podcast", "emodb", "ravdess")
+PEERS = ("none", "noise", "smote", "mixup", "class_weight", "oversample")
+GENERATIVE = ("cgan", "mirgan")
+METHODS = PEERS + GENERATIVE
+DEFAULT_DATA = Path(__file__).resolve().parent.parent / "data" / "emodb4"
+LORA_TARGETS = {  # the attention query/value projections of each supported audio architecture
+    "whisper": ["q_proj", "v_proj"],
+    "wav2vec2": ["q_proj", "v_proj"],
+    "hubert": ["q_proj", "v_proj"],
+    "wavlm": ["q_proj", "v_proj"],
+    "audio-spectrogram-transformer": ["query", "value"],
+}
+
+
+def flag_error(flag: str, problem: str) -> ValueError:
+    return ValueError(f"--{flag}: {problem}")
+
+
+def check_choices(flag: str, values, allowed) -> None:
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        raise flag_error(flag, f"{', '.join(map(repr, bad))} not allowed; choose from {', '.join(allowed)}")
+
+
+@dataclass
+class DataArguments:
+    dataset: Literal[CORPORA] = field(default="audiofolder", metadata={"help": "corpus builder: an official release layout or any audiofolder"})
+    dataset_dir: str = field(default=str(DEFAULT_DATA), metadata={"help": "corpus folder (alias --data_dir); default: the embedded EmoDB-4"})
+    protocol: str | None = field(default=None, metadata={"help": "named protocol of a release corpus, e.g. 4class; None: the literature's"})
+    label_column: str = field(default="label", metadata={"help": "metadata column holding the emotion label (audiofolder)"})
+    speaker_column: str = field(default="speaker", metadata={"help": "metadata column holding the speaker id (audiofolder)"})
+    text_column: str = field(default="text", metadata={"help": "metadata column holding the transcript (audiofolder)"})
+    classes: list[str] | None = field(default=None, metadata={"help": "labels to keep, in this order (others are dropped and counted); None: all"})
+    folds: int = field(default=5, metadata={"help": "k speaker folds for corpora without a standard protocol (>= 2)"})
+    test_speakers: list[str] | None = field(default=None, metadata={"help": "one fixed test split instead of k folds"})
+    max_folds: int | None = field(default=None, metadata={"help": "run only the first N folds (quick checks)"})
+    skip_bad: bool = field(default=False, metadata={"help": "skip undecodable/invalid clips (counted in results.json) instead of stopping"})
+    transcripts: Literal["ground_truth", "asr"] = field(default="ground_truth", metadata={"help": "the text column, or offline Whisper ASR (cached)"})
+    asr_model: str = field(default="openai/whisper-base", metadata={"help": "Whisper model for --transcripts asr"})
+    asr_language: str | None = field(default=None, metadata={"help": "ASR language, e.g. de; None: Whisper detects it"})
+
+    def __post_init__(self):
+        if self.folds < 2 and not self.test_speakers:
+            raise flag_error("folds", f"{self.folds}: speaker-independent cross-validation needs at least 2 folds")
+        if self.max_folds is not None and self.max_folds < 1:
+            raise flag_error("max_folds", f"{self.max_folds}: must be >= 1")
+        if self.classes is not None:
+            if not self.classes or len(set(self.classes)) != len(self.classes):
+                raise flag_error("classes", f"{self.classes}: give each class once")
+
+
+@dataclass
+class ModelArguments:
+    audio_encoder: str = field(default="openai/whisper-base", metadata={"help": "Hub id or folder of the audio encoder (Whisper, wav2vec2, HuBERT, WavLM, AST)"})
+    text_encoder: str = field(default="sentence-transformers/all-MiniLM-L6-v2", metadata={"help": "Hub id or folder of the BERT-family text encoder"})
+    encoder_mode: Literal["frozen", "lora", "full"] = field(default="frozen", metadata={"help": "frozen (cached features), lora (peft adapters) or full fine-tuning of the audio encoder per fold"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    lora_target_modules: list[str] | None = field(default=None, metadata={"help": f"LoRA target modules; None: per architecture {LORA_TARGETS}"})
+    # overrides of MirganConfig (None keeps the config default shown in the help)
+    mode: Literal[MODES] | None = field(default=None, metadata={"help": f"unimodal (audio) or multimodal (audio + transcript); config default {MirganConfig.mode!r}"})
+    layer_pooling: Literal[LAYER_POOLINGS] | None = field(default=None, metadata={"help": f"how encoder layers are pooled; config default {MirganConfig.layer_pooling!r}"})
+    projection_dim: int | None = field(default=None, metadata={"help": f"size of the shared space; config default {MirganConfig.projection_dim}"})
+    noise_dim: int | None = field(default=None, metadata={"help": f"generator noise size; config default {MirganConfig.noise_dim}"})
+    generator_hidden_sizes: list[int] | None = field(default=None, metadata={"help": f"generator MLP widths (0 alone: linear, as in the paper); config default {MirganConfig.generator_hidden_sizes}"})
+    generator_conditioning: Literal[GENERATOR_CONDITIONINGS] | None = field(default=None, metadata={"help": f"how the class enters the generator; config default {MirganConfig.generator_conditioning!r}"})
+    generator_noise_scale: float | None = field(default=None, metadata={"help": f"std of the generator's input noise; config default {MirganConfig.generator_noise_scale}"})
+    generator_text_condition: Literal[TEXT_CONDITIONS] | None = field(default=None, metadata={"help": f"condition on real transcripts (on/off/auto: only when transcripts rarely repeat); config default {MirganConfig.generator_text_condition!r}"})
+    discriminator_hidden_sizes: list[int] | None = field(default=None, metadata={"help": f"discriminator MLP widths (0 alone: linear); config default {MirganConfig.discriminator_hidden_sizes}"})
+    adversarial_loss: Literal[ADVERSARIAL_LOSSES] | None = field(default=None, metadata={"help": f"GAN loss; config default {MirganConfig.adversarial_loss!r}"})
+    lambda_mmd: float | None = field(default=None, metadata={"help": f"weight of the generator's class-matched MMD to real batches; config default {MirganConfig.lambda_mmd}"})
+    lambda_con: float | None = field(default=None, metadata={"help": f"weight of the stage-1 InfoNCE alignment; config default {MirganConfig.lambda_con}"})
+    lambda_im: float | None = field(default=None, metadata={"help": f"weight of the stage-1 information maximisation; config default {MirganConfig.lambda_im}"})
+    lambda_info: float | None = field(default=None, metadata={"help": f"weight of the generator's MI term; config default {MirganConfig.lambda_info}"})
+    info_target: Literal[INFO_TARGETS] | None = field(default=None, metadata={"help": f"maximise I(c; h_hat), or match the real features' level (samples as hard as real ones); config default {MirganConfig.info_target!r}"})
+    lambda_text_info: float | None = field(default=None, metadata={"help": f"weight of the generator's text InfoNCE term; config default {MirganConfig.lambda_text_info}"})
+
+    def __post_init__(self):
+        for name in ("projection_dim", "noise_dim"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise flag_error(name, f"{value}: must be >= 1")
+        for name in ("lambda_mmd", "lambda_con", "lambda_im", "lambda_info", "lambda_text_info", "generator_noise_scale"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise flag_error(name, f"{value}: must be >= 0")
+        if self.lora_r < 1:
+            raise flag_error("lora_r", f"{self.lora_r}: must be >= 1")
+
+    def config_overrides(self) -> dict:
+        """The MirganConfig fields this run sets (the others keep the config's defaults)."""
+        out = {}
+        for f in fields(self)[CONFIG_FIELDS_START:]:
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.name] = [v for v in value if v] if f.name.endswith("hidden_sizes") else value
+        return out
+
+
+CONFIG_FIELDS_START = [f.name for f in fields(ModelArguments)].index("mode")  # fields from here on override MirganConfig
+
+
+@dataclass
+class TrainArguments:
+    output_dir: str | None = field(default=None, metadata={"help": "where results, model and report go; None: outputs/<dataset>-<mode>"})
+    cache_dir: str | None = field(default=None, metadata={"help": "feature cache; None: $MIRGAN_CACHE/features"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    seeds: list[int] | None = field(default=None, metadata={"help": "several seeds (benchmarks); None: [seed]"})
+    fractions: list[float] = field(default_factory=lambda: [1.0], metadata={"help": "stratified shares of each training fold (data scarcity), in (0, 1]"})
+    methods: list[str] = field(default_factory=lambda: ["mirgan"], metadata={"help": f"augmentation methods to compare: {', '.join(METHODS)}"})
+    stage1_epochs: int = field(default=300, metadata={"help": "most stage-1 epochs; the best epoch is chosen on validation speakers"})
+    stage1_lr: float = field(default=1e-2, metadata={"help": "stage-1 Adam learning rate"})
+    weight_decays: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 3e-2], metadata={"help": "L2 penalty candidates of the heads, chosen on validation speakers"})
+    eval_every: int = field(default=10, metadata={"help": "epochs between validation checks (early stopping)"})
+    patience: int = field(default=5, metadata={"help": "validation checks without a gain before stage 1 stops"})
+    batch_size: int = field(default=4096, metadata={"help": "rows per stage-1/stage-3 step (a small corpus trains full-batch)"})
+    gan_steps: int = field(default=800, metadata={"help": "generator/discriminator updates per GAN"})
+    gan_lr: float = field(default=5e-4, metadata={"help": "GAN Adam learning rate"})
+    gan_batch_size: int = field(default=64, metadata={"help": "real rows per GAN step"})
+    synthetic_ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0], metadata={"help": "candidate synthetic/real ratios, chosen on validation speakers"})
+    synthetic_weight: float = field(default=0.5, metadata={"help": "loss weight of a synthetic row in stage 3 (real rows weigh 1)"})
+    synthetic_oversample: int = field(default=1, metadata={"help": "draw N candidates per generated sample and keep the most Q-confident (1: no filtering)"})
+    stage3_epochs: int = field(default=100, metadata={"help": "stage-3 epochs (full batch on a small corpus)"})
+    stage3_lr: float = field(default=3e-3, metadata={"help": "stage-3 Adam learning rate"})
+    extraction_batch_size: int = field(default=8, metadata={"help": "clips per encoder forward"})
+    extraction_dtype: Literal["auto", "bfloat16", "float32"] = field(default="auto", metadata={"help": "encoder autocast dtype; auto: bfloat16 on a CPU with avx512_bf16/AMX or a GPU with bf16, else float32"})
+    encoder_epochs: int = field(default=3, metadata={"help": "epochs of encoder adaptation per fold (encoder_mode lora/full)"})
+    encoder_lr: float | None = field(default=None, metadata={"help": "encoder adaptation learning rate; None: 1e-4 for lora, 1e-5 for full"})
+    resume: bool = field(default=False, metadata={"help": "continue a killed run from output_dir/checkpoints/state.json"})
+    final_model: bool = field(default=True, metadata={"help": "train and save a model on all speakers"})
+    report: bool = field(default=True, metadata={"help": "write report/ (plots and report.md)"})
+    disable_tqdm: bool | None = field(default=None, metadata={"help": "no progress bars; None: bars only on a terminal"})
+    push_to_hub: bool = field(default=False, metadata={"help": "push the final model to the Hub (needs --hub_model_id)"})
+    hub_model_id: str | None = field(default=None, metadata={"help": "Hub repository id for --push_to_hub, e.g. you/mirgan-emodb4"})
+
+    def __post_init__(self):
+        check_choices("methods", self.methods, METHODS)
+        if not self.methods:
+            raise flag_error("methods", f"give at least one of {', '.join(METHODS)}")
+        for name in ("fractions",):
+            bad = [f for f in getattr(self, name) if not 0 < f <= 1]
+            if bad:
+                raise flag_error(name, f"{bad}: shares must lie in (0, 1]")
+        for name in ("synthetic_ratios", "weight_decays"):
+            values = getattr(self, name)
+            if not values or any(v < 0 for v in values):
+                raise flag_error(name, f"{values}: give one or more values >= 0")
+        for name in ("stage1_epochs", "eval_every", "patience", "batch_size", "gan_steps", "gan_batch_size", "stage3_epochs",
+                     "extraction_batch_size", "synthetic_oversample", "encoder_epochs"):
+            if getattr(self, name) < 1:
+                raise flag_error(name, f"{getattr(self, name)}: must be >= 1")
+        if self.synthetic_weight < 0:
+            raise flag_error("synthetic_weight", f"{self.synthetic_weight}: must be >= 0")
+        if self.push_to_hub and not self.hub_model_id:
+            raise flag_error("push_to_hub", "needs --hub_model_id")
+        if self.push_to_hub and not self.final_model:
+            raise flag_error("push_to_hub", "needs the final model (--final_model true)")
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(self.seeds or [self.seed])
+
+
+ARGUMENT_TYPES = (DataArguments, ModelArguments, TrainArguments)
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[DataArguments, ModelArguments, TrainArguments]:
+    """Command-line flags, or a YAML/JSON file first and flags after it that override the file."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(ARGUMENT_TYPES)
+    argv = [a.replace("--data_dir", "--dataset_dir") for a in (sys.argv[1:] if argv is None else argv)]
+    if argv and argv[0].endswith((".yaml", ".yml", ".json")):
+        path = Path(argv[0])
+        values = parser.parse_yaml_file(path, allow_extra_keys=False) if path.suffix != ".json" else parser.parse_json_file(path)
+        if len(argv) > 1:
+            merged = {k: v for dc in values for k, v in asdict(dc).items()}
+            overrides = parser.parse_args_into_dataclasses(argv[1:], look_for_args_file=False)
+            for dc in overrides:
+                default = type(dc)()
+                merged.update({k: v for k, v in asdict(dc).items() if v != getattr(default, k)})
+            values = parser.parse_dict(merged)
+        return tuple(values)
+    return tuple(parser.parse_args_into_dataclasses(argv, look_for_args_file=False))

@@ -1,0 +1,634 @@
+"""The three stages on cached encoder features, vectorised (DESIGN §1).
+
+Stage 1 trains the projections and classifiers (full batch on a small corpus, large batches
+streamed from the memory-mapped Arrow cache on a big one), stage 2 the InfoGAN on stage-1
+features with the MI term through the frozen stage-1 classifier (``model.q_logits``), stage 3 the
+classifier on real + synthetic features. Every loop runs on preallocated tensors with plain
+``torch.optim``; under ``torchrun`` each rank takes its slice of every batch and gradients are
+averaged with one ``all_reduce``, so all ranks hold bit-identical weights (checked after every stage).
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .arguments import GENERATIVE, TrainArguments
+from .augment import class_balanced_counts, peer_samples
+from .losses import discriminator_loss, generator_adversarial_loss, gradient_penalty, info_nce, information_maximization, mmd
+
+HEAD_PREFIXES = ("audio_mean", "audio_std", "text_mean", "text_std", "layer_weights", "logit_scale",
+                 "audio_projection.", "text_projection.", "classifier.", "multimodal_classifier.")
+CLASSIFIER_PREFIXES = ("classifier.", "multimodal_classifier.")
+GAN_PREFIXES = ("generator.", "discriminator.")
+
+
+# --------------------------------------------------------------------------------------------
+# Processes: rank slices, gradient averaging, weight checks, fault injection
+# --------------------------------------------------------------------------------------------
+
+
+def world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def my_slice(rows: torch.Tensor) -> torch.Tensor:
+    rank, size = world()
+    return rows[rank::size] if size > 1 else rows
+
+
+def average_gradients(params: list[nn.Parameter]) -> None:
+    """One all_reduce of every gradient (flattened): what DDP does, without its per-step wrapping."""
+    rank, size = world()
+    if size == 1:
+        return
+    import torch.distributed as dist
+
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]  # unused on this rank
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= size
+    offset = 0
+    for p, g in zip(params, grads):
+        p.grad = flat[offset : offset + g.numel()].view_as(g).clone()
+        offset += g.numel()
+
+
+RANK_CHECKS = {"adapt": 0, "stage1": 0, "stage2": 0, "stage3": 0}
+
+
+def state_hash(module: nn.Module, prefixes: tuple[str, ...] = (), skip: tuple[str, ...] = ()) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        if (not prefixes or name.startswith(prefixes)) and not (skip and name.startswith(skip)):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:20]
+
+
+def check_ranks_agree(model: nn.Module, stage: str, prefixes: tuple[str, ...] = ()) -> None:
+    """Under several processes every rank must hold bit-identical weights after each stage; stop loudly if not."""
+    rank, size = world()
+    if size == 1:
+        return
+    import torch.distributed as dist
+
+    digests = [None] * size
+    dist.all_gather_object(digests, state_hash(model, prefixes, skip=("audio_encoder", "text_encoder")))
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"after {stage} the {size} ranks hold different weights: {digests}")
+    RANK_CHECKS[stage] += 1
+
+
+SIMULATED_CALLS: dict[str, int] = {}
+
+
+def simulate_kill(stage: str) -> None:
+    """Fault injection for the resume tests: MIRGAN_KILL_AT=stage2:3 dies like SIGKILL at the 3rd stage-2
+    start (adapt, stage1, stage2, stage3 and final are the points)."""
+    target = os.environ.get("MIRGAN_KILL_AT", "")
+    if target.startswith(stage + ":"):
+        SIMULATED_CALLS[stage] = SIMULATED_CALLS.get(stage, 0) + 1
+        if SIMULATED_CALLS[stage] == int(target.split(":")[1]):
+            os._exit(137)
+
+
+# --------------------------------------------------------------------------------------------
+# Features of a corpus: audio layers streamed from the Arrow cache, the rest in memory
+# --------------------------------------------------------------------------------------------
+
+
+class AudioLayerStore:
+    """Per-layer pooled audio features ``[N, L, D]`` of every corpus row, read in batches.
+
+    Backed by the memory-mapped Arrow file of the encoder cache (zero-copy numpy views of its record
+    batches); only the rows of a batch are copied, and the mapping's pages are released after each
+    pass, so memory stays bounded by the batch size whatever the corpus size. A tensor works too
+    (tests, small in-memory data)."""
+
+    def __init__(self, chunks: list[np.ndarray], positions: np.ndarray, mapping: mmap.mmap | None = None):
+        self.chunks = chunks
+        self.starts = np.cumsum([0] + [len(c) for c in chunks])
+        self.positions = positions  # row r of the corpus sits at position positions[r] of the chunks
+        self.mapping = mapping
+        self.shape = (len(positions), *chunks[0].shape[1:])
+
+    @classmethod
+    def from_tensor(cls, audio: torch.Tensor) -> "AudioLayerStore":
+        return cls([audio.float().numpy()], np.arange(len(audio)))
+
+    @classmethod
+    def from_cache(cls, features) -> "AudioLayerStore":
+        """The store of ``extract_encoder_features``'s dataset: its Arrow file, in its row order."""
+        import pyarrow as pa
+
+        path = features.cache_files[0]["filename"]
+        with open(path, "rb") as f:
+            mapping = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+        chunks = []
+        layers, dim = features.features["audio_features"].shape
+        for batch in pa.ipc.open_stream(pa.py_buffer(mapping)):
+            column = batch.column(batch.schema.get_field_index("audio_features"))
+            storage = column.storage if isinstance(column, pa.ExtensionArray) else column
+            values = storage.flatten().flatten().to_numpy(zero_copy_only=True)
+            chunks.append(values.reshape(-1, layers, dim))
+        # rows were selected from the duration-sorted file: the selection's indices give each row's position
+        indices = features._indices  # datasets keeps ``select`` as an indices table over the file
+        positions = indices.column(0).to_numpy() if indices is not None else np.arange(sum(len(c) for c in chunks))
+        return cls(chunks, np.asarray(positions, dtype=np.int64), mapping)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def gather(self, rows) -> torch.Tensor:
+        """The ``[len(rows), L, D]`` features of ``rows`` (a copy)."""
+        pos = self.positions[np.asarray(rows, dtype=np.int64)]
+        out = np.empty((len(pos), *self.shape[1:]), np.float32)
+        chunk = np.searchsorted(self.starts, pos, side="right") - 1
+        for c in np.unique(chunk):
+            sel = np.flatnonzero(chunk == c)
+            out[sel] = self.chunks[c][pos[sel] - self.starts[c]]
+        return torch.from_numpy(out)
+
+    def release(self) -> None:
+        """Drop the mapping's resident pages (the data stays in the page cache, not in this process)."""
+        if self.mapping is not None:
+            self.mapping.madvise(mmap.MADV_DONTNEED)
+
+    def batches(self, rows: torch.Tensor, batch_size: int, generator: torch.Generator | None = None):
+        """``(rows, features)`` in batches of ``batch_size`` (shuffled with ``generator``), then release."""
+        order = rows[torch.randperm(len(rows), generator=generator)] if generator is not None else rows
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            yield idx, self.gather(idx.numpy())
+        self.release()
+
+    def moments(self, rows: torch.Tensor, batch_size: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std ``[L, D]`` over ``rows``, one streamed pass in float64."""
+        total = torch.zeros(self.shape[1:], dtype=torch.float64)
+        squares = torch.zeros_like(total)
+        for _, x in self.batches(rows, batch_size):
+            x = x.double()
+            total += x.sum(0)
+            squares += (x * x).sum(0)
+        mean = total / len(rows)
+        var = (squares / len(rows) - mean * mean).clamp_min(0) * len(rows) / max(len(rows) - 1, 1)
+        return mean.float(), var.sqrt().float()
+
+
+@dataclass
+class CorpusFeatures:
+    """Cached encoder features of every corpus row, with what the stages need beside them."""
+
+    audio: AudioLayerStore
+    text: torch.Tensor  # [N, Dt]
+    labels: torch.Tensor  # [N]
+    groups: torch.Tensor  # [N] transcript id: same-transcript pairs are not InfoNCE negatives
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+# --------------------------------------------------------------------------------------------
+# Scores
+# --------------------------------------------------------------------------------------------
+
+
+def scores(predictions: torch.Tensor, references: torch.Tensor, num_labels: int) -> dict:
+    """UA (mean per-class recall over the classes present), WA (accuracy), macro-F1."""
+    p, r = predictions.long(), references.long()
+    confusion = torch.zeros(num_labels, num_labels, dtype=torch.float64)
+    confusion.index_put_((r, p), torch.ones(len(r), dtype=torch.float64), accumulate=True)
+    support, predicted, tp = confusion.sum(1), confusion.sum(0), confusion.diag()
+    present = support > 0
+    recall = tp[present] / support[present]
+    precision = torch.where(predicted > 0, tp / predicted.clamp_min(1), torch.zeros_like(tp))
+    f1 = torch.where(precision + tp / support.clamp_min(1) > 0,
+                     2 * precision * (tp / support.clamp_min(1)) / (precision + tp / support.clamp_min(1)).clamp_min(1e-12),
+                     torch.zeros_like(tp))
+    return {"ua": float(recall.mean()), "wa": float(tp.sum() / len(r)), "f1": float(f1[present].mean()),
+            "n": len(r), "predictions": p.tolist()}
+
+
+# --------------------------------------------------------------------------------------------
+# Model state helpers
+# --------------------------------------------------------------------------------------------
+
+
+def snapshot(model: nn.Module, prefixes: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith(prefixes)}
+
+
+def restore(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    model.load_state_dict(state, strict=False)
+
+
+def freeze_all_but(model: nn.Module, trainable: list[nn.Parameter]) -> None:
+    keep = {id(p) for p in trainable}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in keep)
+
+
+def uses_text(model) -> bool:
+    """Whether stage 1 needs the text branch: alignment, or the multimodal head."""
+    return model.config.lambda_con > 0 or model.config.multimodal
+
+
+def head_parameters(model) -> list[nn.Parameter]:
+    """Exactly the weights the stage-1 loss uses."""
+    params = [*model.audio_projection.parameters(), *model.classifier.parameters()]
+    if model.config.layer_pooling == "weighted":
+        params.append(model.layer_weights)
+    if uses_text(model):
+        params += list(model.text_projection.parameters())
+        if model.config.lambda_con > 0:
+            params.append(model.logit_scale)
+        if model.config.multimodal:
+            params += list(model.multimodal_classifier.parameters())
+    return params
+
+
+def l2_penalty(modules: list[nn.Module]) -> torch.Tensor:
+    return sum((m.weight ** 2).sum() for m in modules)
+
+
+# --------------------------------------------------------------------------------------------
+# Stage 1: aligned baseline on cached encoder features
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Stage1Result:
+    weight_decay: float
+    epochs: int
+    validation_ua: float | None = None
+    curve: list[dict] = field(default_factory=list)
+
+
+def reset_heads(model, data: CorpusFeatures, rows: torch.Tensor) -> None:
+    """Fresh heads; standardisation statistics from ``rows`` (training rows only)."""
+    for module in (model.audio_projection, model.text_projection, model.classifier, model.multimodal_classifier):
+        model._init_weights(module)
+    with torch.no_grad():
+        model.layer_weights.zero_()
+        model.logit_scale.fill_(math.log(1.0 / model.config.temperature_init))
+        mean, std = data.audio.moments(rows)
+        model.audio_mean.copy_(mean)
+        model.audio_std.copy_(std.clamp_min(1e-4))
+        text = data.text[rows]
+        model.text_mean.copy_(text.mean(0))
+        model.text_std.copy_(text.std(0).clamp_min(1e-4) if len(rows) > 1 else torch.ones_like(text[0]))
+
+
+def stage1_loss(model, audio: torch.Tensor, text: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor):
+    """L_1 = CE (+ CE of the multimodal head) + lambda_con InfoNCE(h, u) + lambda_im IM."""
+    config = model.config
+    h = model.project_audio(audio)
+    u = model.project_text(text) if uses_text(model) else None
+    logits = model.classify(h, u if config.multimodal else None)
+    loss = F.cross_entropy(logits, labels)
+    if config.multimodal:
+        loss = loss + F.cross_entropy(model.classify(h), labels)
+    if config.lambda_con > 0 and len(labels) > 1:
+        loss = loss + config.lambda_con * info_nce(h, u, model.logit_scale, groups)
+    if config.lambda_im > 0:
+        loss = loss + config.lambda_im * information_maximization(logits)
+    return loss
+
+
+@torch.no_grad()
+def stage1_embeddings(model, data: CorpusFeatures, rows: torch.Tensor | None = None, batch_size: int = 8192):
+    """``h = P_a(a)`` and ``u = P_t(t)`` of ``rows`` (default: every row), streamed in row order."""
+    rows = torch.arange(len(data)) if rows is None else rows
+    was_training = model.training
+    model.eval()
+    h = torch.empty(len(rows), model.config.projection_dim)
+    start = 0
+    for idx, audio in data.audio.batches(rows, batch_size):
+        h[start : start + len(idx)] = model.project_audio(audio)
+        start += len(idx)
+    u = model.project_text(data.text[rows])
+    model.train(was_training)
+    return h, u
+
+
+@torch.no_grad()
+def heads_ua(model, audio: torch.Tensor, text: torch.Tensor, labels: torch.Tensor) -> float:
+    """UA of the current heads on encoder features (stage-1 validation checks)."""
+    was_training = model.training
+    model.eval()
+    logits = model.classify(model.project_audio(audio), model.project_text(text) if model.config.multimodal else None)
+    model.train(was_training)
+    return scores(logits.argmax(-1), labels, model.config.num_labels)["ua"]
+
+
+def train_stage1(model, data: CorpusFeatures, rows: torch.Tensor, args: TrainArguments, weight_decay: float,
+                 epochs: int, seed: int, validation: torch.Tensor | None = None) -> Stage1Result:
+    """Adam on the heads for ``epochs`` (full batch when the rows fit ``args.batch_size``).
+
+    With ``validation`` rows, their UA is checked every ``args.eval_every`` epochs and the heads of the
+    best check are kept (early stopping after ``args.patience`` checks without a gain; ties go to the
+    earlier epoch)."""
+    simulate_kill("stage1")
+    torch.manual_seed(seed)
+    reset_heads(model, data, rows)
+    params = head_parameters(model)
+    freeze_all_but(model, params)
+    decayed = [model.audio_projection, model.classifier] + ([model.text_projection, model.multimodal_classifier] if uses_text(model) else [])
+    optimizer = torch.optim.Adam(params, lr=args.stage1_lr, foreach=True)
+    generator = torch.Generator().manual_seed(seed)
+    full_batch = len(rows) <= args.batch_size
+    cached = data.audio.gather(rows.numpy()) if full_batch else None
+    text, labels, groups = data.text, data.labels, data.groups
+    if validation is not None:  # gathered once: checked every ``eval_every`` epochs
+        val_audio, val_text, val_labels = data.audio.gather(validation.numpy()), data.text[validation], labels[validation]
+    curve, best = [], (-1.0, 0, None)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        batches = [(rows, cached)] if full_batch else data.audio.batches(rows, args.batch_size, generator)
+        for idx, audio in batches:
+            mine = my_slice(torch.arange(len(idx)))
+            sel = idx[mine]
+            loss = stage1_loss(model, audio[mine], text[sel], labels[sel], groups[sel])
+            total = loss + weight_decay * l2_penalty(decayed)
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            average_gradients(params)
+            optimizer.step()
+        curve.append({"epoch": epoch, "loss": float(loss.detach())})
+        if validation is not None and (epoch % args.eval_every == 0 or epoch == epochs):
+            ua = heads_ua(model, val_audio, val_text, val_labels)
+            curve[-1]["validation_ua"] = ua
+            if ua > best[0]:
+                best = (ua, epoch, snapshot(model, HEAD_PREFIXES))
+            elif epoch - best[1] >= args.patience * args.eval_every:
+                break  # no better validation UA for ``patience`` checks
+    if best[2] is not None:
+        restore(model, best[2])
+    freeze_all_but(model, [])
+    model.eval()
+    check_ranks_agree(model, "stage1", HEAD_PREFIXES)
+    return Stage1Result(weight_decay, best[1] if validation is not None else epochs,
+                        best[0] if validation is not None else None, curve)
+
+
+def select_stage1(model, data: CorpusFeatures, inner: torch.Tensor, validation: torch.Tensor, args: TrainArguments,
+                  seed: int) -> tuple[Stage1Result, dict]:
+    """The weight decay and epoch count with the best validation UA (ties: stronger decay, fewer epochs);
+    the model is left with those heads. Returns the choice and every candidate's validation UA."""
+    best, best_state, tried = None, None, {}
+    for wd in sorted(args.weight_decays, reverse=True):
+        result = train_stage1(model, data, inner, args, wd, args.stage1_epochs, seed, validation)
+        tried[str(wd)] = {"validation_ua": result.validation_ua, "epochs": result.epochs}
+        if best is None or result.validation_ua > best.validation_ua:
+            best, best_state = result, snapshot(model, HEAD_PREFIXES)
+    restore(model, best_state)
+    return best, tried
+
+
+# --------------------------------------------------------------------------------------------
+# Stage 2: InfoGAN on stage-1 features, MI through the frozen stage-1 heads
+# --------------------------------------------------------------------------------------------
+
+
+def info_loss(model, fake: torch.Tensor, labels: torch.Tensor, text: torch.Tensor | None, groups: torch.Tensor | None,
+              real_ce: float | None = None):
+    """Barber-Agakov bound on I(c; h_hat) through Q (the frozen classifier), plus InfoNCE agreement with
+    the text condition (or, for pairs, between h_hat and u_hat). With ``real_ce`` (info_target 'real')
+    the class term only pushes while the samples' cross-entropy is above the real rows'."""
+    config = model.config
+    logits = model.q_logits(fake)
+    ce = F.cross_entropy(logits, labels)
+    loss = F.relu(ce - real_ce) if real_ce is not None else ce
+    h, u_hat = model.split_samples(fake)
+    if config.multimodal:
+        loss = loss + info_nce(h, u_hat, model.logit_scale)
+    elif config.lambda_text_info > 0 and text is not None and model.generator.uses_text:
+        loss = loss + config.lambda_text_info * info_nce(h, text, model.logit_scale, groups)
+    return loss, logits
+
+
+def resolve_text_condition(model, groups: torch.Tensor) -> None:
+    """``auto`` becomes ``on`` only when transcripts rarely repeat in the training rows (>= 1 distinct
+    transcript per 2 clips): with a few fixed sentences the condition would collapse samples onto one
+    point per sentence. The config then says what the trained generator does."""
+    if model.config.generator_text_condition == "auto" and not model.config.multimodal:
+        distinct = len(torch.unique(groups)) / max(len(groups), 1)
+        model.config.generator_text_condition = "on" if distinct >= 0.5 and model.config.lambda_con > 0 else "off"
+
+
+def train_stage2(model, real: torch.Tensor, labels: torch.Tensor, text: torch.Tensor, groups: torch.Tensor,
+                 args: TrainArguments, lambda_info: float, seed: int) -> list[dict]:
+    """G and D on real stage-1 samples ``real`` (``h`` or ``[h; u]`` pairs); every stage-1 weight frozen."""
+    simulate_kill("stage2")
+    torch.manual_seed(seed)
+    model.eval()
+    for module in (model.generator, model.discriminator):
+        for layer in module.modules():
+            model._init_weights(layer)
+    g_params, d_params = list(model.generator.parameters()), list(model.discriminator.parameters())
+    freeze_all_but(model, g_params + d_params)
+    g_opt = torch.optim.Adam(g_params, lr=args.gan_lr, betas=(0.5, 0.999), foreach=True)
+    d_opt = torch.optim.Adam(d_params, lr=args.gan_lr, betas=(0.5, 0.999), foreach=True)
+    kind = model.config.adversarial_loss
+    real_ce = None
+    if model.config.info_target == "real":
+        with torch.no_grad():
+            real_ce = float(F.cross_entropy(model.q_logits(real), labels))
+    rng = torch.Generator().manual_seed(seed)
+    n, batch = len(real), args.gan_batch_size
+    _, size = world()
+    mine = my_slice(torch.arange(batch * size))
+    # every step's rows and noise drawn at once: the loop below is only the two updates
+    all_idx = torch.randint(0, n, (args.gan_steps, batch * size), generator=rng)[:, mine]
+    all_noise = torch.randn(args.gan_steps, batch * size, model.config.noise_dim, generator=rng)[:, mine]
+    curve = []
+    model.generator.train()
+    model.discriminator.train()
+    for step in range(args.gan_steps):
+        idx = all_idx[step]
+        x, c, u, g = real[idx], labels[idx], text[idx], groups[idx]
+        fake = model.generator(all_noise[step], c, u)
+        d_loss = discriminator_loss(kind, model.discriminator(x, c), model.discriminator(fake.detach(), c))
+        if kind == "wgan-gp":
+            d_loss = d_loss + 10.0 * gradient_penalty(model.discriminator, x, fake.detach(), c)
+        d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        average_gradients(d_params)
+        d_opt.step()
+        adv = generator_adversarial_loss(kind, model.discriminator(fake, c))
+        mi, logits = info_loss(model, fake, c, u, g, real_ce)
+        g_loss = adv + lambda_info * mi if lambda_info > 0 else adv
+        if model.config.lambda_mmd > 0:
+            g_loss = g_loss + model.config.lambda_mmd * mmd(fake, x, c)
+        g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        average_gradients(g_params)
+        g_opt.step()
+        if (step + 1) % 50 == 0 or step + 1 == args.gan_steps:
+            curve.append({"step": step + 1, "d_loss": d_loss.item(), "g_adv": adv.item(), "info": mi.item(),
+                          "q_accuracy": float((logits.argmax(-1) == c).float().mean())})
+    model.eval()
+    freeze_all_but(model, [])
+    check_ranks_agree(model, "stage2", GAN_PREFIXES)
+    return curve
+
+
+def text_conditions(labels: torch.Tensor, text_pool: torch.Tensor, labels_pool: torch.Tensor, seed: int) -> torch.Tensor:
+    """For each label, the projected transcript of a random real row of that class."""
+    rng = torch.Generator().manual_seed(seed)
+    text = torch.zeros(len(labels), text_pool.shape[1])
+    for c in torch.unique(labels):
+        pool = text_pool[labels_pool == c] if (labels_pool == c).any() else text_pool
+        sel = labels == c
+        text[sel] = pool[torch.randint(0, len(pool), (int(sel.sum()),), generator=rng)]
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# Synthetic rows of every method, and stage 3
+# --------------------------------------------------------------------------------------------
+
+
+def synthetic_rows(method: str, model, x: torch.Tensor, y: torch.Tensor, u: torch.Tensor, ratio: float, seed: int,
+                   oversample: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ratio x`` the real rows of synthetic samples from ``method``, topping up small classes first.
+    ``class_weight`` adds none (it reweights the loss); ``oversample`` repeats real rows."""
+    empty = (x.new_zeros(0, x.shape[1]), y.new_zeros(0))
+    if method in ("none", "class_weight") or ratio == 0:
+        return empty
+    counts = class_balanced_counts(y.numpy(), model.config.num_labels, ratio)
+    labels = torch.repeat_interleave(torch.arange(len(counts)), torch.as_tensor(counts))
+    if method in GENERATIVE:
+        text = text_conditions(labels, u, y, seed) if model.generator.uses_text else None
+        return model.sample_features(labels, text, seed=seed + 1, oversample=oversample), labels
+    if method == "oversample":
+        rng = torch.Generator().manual_seed(seed)
+        picks = [torch.nonzero(y == c)[:, 0] for c in range(len(counts))]
+        idx = torch.cat([p[torch.randint(0, len(p), (int(n),), generator=rng)] for p, n in zip(picks, counts) if n and len(p)])
+        return x[idx], y[idx]
+    xs, ys = peer_samples(method, x.numpy(), y.numpy(), counts, np.random.default_rng(seed))
+    return torch.from_numpy(xs), torch.from_numpy(ys).long()
+
+
+def class_weights(y: torch.Tensor, num_labels: int) -> torch.Tensor:
+    """Inverse-frequency weights, mean 1 over the rows (class-weighted cross-entropy)."""
+    counts = torch.bincount(y, minlength=num_labels).double().clamp_min(1)
+    w = (len(y) / (num_labels * counts)).float()
+    return w
+
+
+def train_stage3(model, x: torch.Tensor, y: torch.Tensor, synth: torch.Tensor, synth_y: torch.Tensor, args: TrainArguments,
+                 weight_decay: float, seed: int, init: dict, balance_classes: bool = False) -> None:
+    """Retrain the classifier(s) from their stage-1 weights ``init`` on real + synthetic samples
+    (synthetic rows weigh ``args.synthetic_weight``); the logits come from ``model.classify``."""
+    simulate_kill("stage3")
+    torch.manual_seed(seed)
+    restore(model, init)
+    heads = [model.classifier] + ([model.multimodal_classifier] if model.config.multimodal else [])
+    params = [p for head in heads for p in head.parameters()]
+    freeze_all_but(model, params)
+    xs, ys = torch.cat([x, synth]), torch.cat([y, synth_y])
+    w = torch.cat([torch.ones(len(x)), torch.full((len(synth),), args.synthetic_weight)])
+    if balance_classes:
+        w = w * class_weights(y, model.config.num_labels)[ys]
+    optimizer = torch.optim.Adam(params, lr=args.stage3_lr, foreach=True)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(args.stage3_epochs):
+        order = torch.randperm(len(xs), generator=generator) if len(xs) > args.batch_size else torch.arange(len(xs))
+        for start in range(0, len(xs), args.batch_size):
+            idx = my_slice(order[start : start + args.batch_size])
+            h, u = model.split_samples(xs[idx])
+            losses = [F.cross_entropy(model.classify(h), ys[idx], reduction="none")]
+            if model.config.multimodal:
+                losses.append(F.cross_entropy(model.classify(h, u), ys[idx], reduction="none"))
+            wb = w[idx]
+            loss = sum((l * wb).sum() / wb.sum() for l in losses) + weight_decay * l2_penalty(heads)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            average_gradients(params)
+            optimizer.step()
+    model.eval()
+    freeze_all_but(model, [])
+    check_ranks_agree(model, "stage3", CLASSIFIER_PREFIXES)
+
+
+def training_samples(model, data: CorpusFeatures, h_all: torch.Tensor, u_all: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """What the classifier and generator work on: ``h``, or ``[h; u]`` pairs in multimodal mode."""
+    return torch.cat([h_all[rows], u_all[rows]], -1) if model.config.multimodal else h_all[rows]
+
+
+# --------------------------------------------------------------------------------------------
+# Encoder adaptation (encoder_mode lora/full), before the features are cached
+# --------------------------------------------------------------------------------------------
+
+
+def adapt_audio_encoder(model, pristine: dict, processor, waves: list[np.ndarray], labels: torch.Tensor,
+                        model_args, args: TrainArguments, seed: int) -> None:
+    """Fine-tune the audio encoder (LoRA adapters, merged afterwards, or all weights) with the stage-1
+    audio heads on one fold's training clips. Every call starts from the pre-trained weights ``pristine``;
+    the config's encoder hash then names the adapted weights, so the feature cache keys change."""
+    from .arguments import LORA_TARGETS
+
+    simulate_kill("adapt")
+    torch.manual_seed(seed)
+    model.audio_encoder.load_state_dict(pristine)
+    model.config.audio_encoder_hash = model.config.audio_encoder_hash.split("+")[0]
+    mode = model_args.encoder_mode
+    if mode == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        kind = model.config.audio_encoder.model_type
+        targets = model_args.lora_target_modules or LORA_TARGETS.get(kind)
+        if not targets:
+            raise ValueError(f"no default LoRA target modules for {kind!r}; pass --lora_target_modules")
+        lora = LoraConfig(r=model_args.lora_r, lora_alpha=model_args.lora_alpha, lora_dropout=model_args.lora_dropout,
+                          target_modules=targets)
+        model.audio_encoder = get_peft_model(model.audio_encoder, lora)
+        encoder_params = [p for n, p in model.audio_encoder.named_parameters() if "lora_" in n]
+    else:
+        encoder_params = list(model.audio_encoder.parameters())
+    lr = args.encoder_lr or (1e-4 if mode == "lora" else 1e-5)
+    heads = [*model.audio_projection.parameters(), *model.classifier.parameters()]
+    if model.config.layer_pooling == "weighted":
+        heads.append(model.layer_weights)
+    params = encoder_params + heads
+    freeze_all_but(model, params)
+    optimizer = torch.optim.AdamW([{"params": encoder_params, "lr": lr}, {"params": heads, "lr": args.stage1_lr}])
+    generator = torch.Generator().manual_seed(seed)
+    _, size = world()
+    batch = 8 * size
+    model.train()
+    for _ in range(args.encoder_epochs):
+        order = torch.randperm(len(waves), generator=generator)
+        for start in range(0, len(order), batch):
+            rows = np.sort(my_slice(order[start : start + batch]).numpy())
+            if len(rows) == 0:
+                continue
+            inputs = processor(audio=[waves[i] for i in rows], sampling_rate=processor.sampling_rate)
+            logits = model.classify(model.project_audio(model.encode_audio(**inputs)))
+            loss = F.cross_entropy(logits, labels[torch.as_tensor(rows)])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            average_gradients(params)
+            optimizer.step()
+    model.eval()
+    if mode == "lora":
+        model.audio_encoder = model.audio_encoder.merge_and_unload()
+    freeze_all_but(model, [])
+    model.config.audio_encoder_hash += f"+{mode}:{state_hash(model.audio_encoder)[:16]}"
+    check_ranks_agree(model.audio_encoder, "adapt")
