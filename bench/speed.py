@@ -22,7 +22,7 @@ What is measured
   time taken, divided by the best ``torch.mm`` fp32 rate measured in this run at the same threads.
 - levers on a subset, encoder only, interleaved rounds: batch size, length bucketing, inference_mode,
   threads, SDPA vs eager attention, torch.compile, bf16 autocast; in fresh processes: OMP_WAIT_POLICY.
-- stages 2-3: train.py's run_stage2 / run_stage3 with default arguments on random features of the
+- stages 2-3: ``stages.train_stage2`` / ``train_stage3`` with default arguments on random features of the
   right shape; the generator's features/s on a big batch; stage 2's ms per step by OpenMP setting.
 - end to end: ``python train.py`` twice in a fresh MIRGAN_CACHE (cold, then warm), wall time and
   peak RSS; scaling: 1x/4x/16x the clips, each size in a fresh process; two processes: torchrun
@@ -194,7 +194,8 @@ def build(encoder: str):
 
     from modeling_mirgan import MirganConfig, MirganForEmotionClassification, from_encoders
     from modeling_mirgan.encoders import resolve_pretrained
-    from processing import MirganProcessor, MirganWhisperFeatureExtractor, build_processor
+    from modeling_mirgan.encoders import build_processor
+    from processing import MirganProcessor, MirganWhisperFeatureExtractor
 
     if encoder != SMOKE_ENCODER:
         model = from_encoders(LABELS, encoder, TEXT_ENCODER).eval()
@@ -585,38 +586,40 @@ def encode_worker(args) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def random_rows(model, n_rows: int):
+    """Random stage-1 features of the model's shape: (h, u, labels, groups)."""
+    import torch
+
+    d, k = model.config.projection_dim, model.config.num_labels
+    g = torch.Generator().manual_seed(0)
+    return (torch.randn(n_rows, d, generator=g), torch.randn(n_rows, d, generator=g), torch.arange(n_rows) % k,
+            torch.arange(n_rows) % 10)
+
+
 def bench_stages(n_rows: int, args, peak: Peak) -> dict:
-    """run_stage2 / sample_generator / run_stage3 of train.py with default arguments on random
-    features of the right shape, and the linear generator's throughput on a big batch.
+    """``stages.train_stage2`` / ``model.sample_features`` / ``stages.train_stage3`` with default arguments
+    on random features of the right shape, and the generator's throughput on a big batch.
 
     Stages 2-3 touch only the heads (generator, discriminator, classifier: sizes set by
     projection_dim, noise_dim and the classes), so the model around them has tiny random encoders."""
-    import numpy as np
     import torch
-    from accelerate import Accelerator
 
-    import train
+    from modeling_mirgan import stages
+    from modeling_mirgan.arguments import TrainArguments
 
     log(f"stages 2-3 on {n_rows} rows of random features")
     model, _, _ = build(SMOKE_ENCODER)
-    targs = train.TrainArguments()
+    targs = TrainArguments()
     if args.smoke:
         targs.gan_steps, targs.stage3_epochs = 20, 2
-    accelerator = Accelerator(cpu=True)
-    d, k = model.config.projection_dim, model.config.num_labels
-    g = torch.Generator().manual_seed(0)
-    real, text = torch.randn(n_rows, d, generator=g), torch.randn(n_rows, d, generator=g)
-    labels = torch.arange(n_rows) % k
-    groups = torch.arange(n_rows) % 10
-    init = {"classifier": {k_: v.clone() for k_, v in model.classifier.state_dict().items()},
-            "multimodal_classifier": {k_: v.clone() for k_, v in model.multimodal_classifier.state_dict().items()}}
+    real, text, labels, groups = random_rows(model, n_rows)
+    init = stages.snapshot(model, stages.CLASSIFIER_PREFIXES)
     t = time.perf_counter()
-    train.run_stage2(model, real, labels, text, groups, targs, targs.lambda_info, accelerator, 1)
+    stages.train_stage2(model, real, labels, text, groups, targs, model.config.lambda_info, 1)
     stage2_s = time.perf_counter() - t
-    counts = train.class_balanced_counts(labels.numpy(), k, 1.0)
-    synth, synth_y = train.sample_generator(model, counts, text, labels, 2)
+    synth, synth_y = stages.synthetic_rows("mirgan", model, real, labels, text, 1.0, 2)
     t = time.perf_counter()
-    train.run_stage3(model, real, labels, synth, synth_y, targs, accelerator, 3, init)
+    stages.train_stage3(model, real, labels, synth, synth_y, targs, 1e-3, 3, init)
     stage3_s = time.perf_counter() - t
     gen = bench_generation(model, args, peak)
     threads = bench_stage2_threads(n_rows, args) if args.stage2_thread_rounds else {}
@@ -658,31 +661,26 @@ def bench_stage2_threads(n_rows: int, args) -> dict:
 
 def stage2_worker(args) -> None:
     import torch
-    from accelerate import Accelerator
 
-    import train
+    from modeling_mirgan import stages
+    from modeling_mirgan.arguments import TrainArguments
 
     if args.threads:
         torch.set_num_threads(args.threads)
     model, _, _ = build(SMOKE_ENCODER)
-    targs = train.TrainArguments()
+    targs = TrainArguments()
     targs.gan_steps = 20 if args.smoke else 100
-    n, d = args._factor, model.config.projection_dim
-    g = torch.Generator().manual_seed(0)
-    real, text = torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)
-    labels, groups = torch.arange(n) % model.config.num_labels, torch.arange(n) % 10
+    real, text, labels, groups = random_rows(model, args._factor)
     best = float("inf")
     for _ in range(2):  # the first pass includes one-time warm-up
         t = time.perf_counter()
-        train.run_stage2(model, real, labels, text, groups, targs, targs.lambda_info, Accelerator(cpu=True), 1)
+        stages.train_stage2(model, real, labels, text, groups, targs, model.config.lambda_info, 1)
         best = min(best, time.perf_counter() - t)
     Path(args._out).write_text(json.dumps({"ms_per_step": best / targs.gan_steps * 1e3, "threads": torch.get_num_threads()}))
 
 
 def bench_generation(model, args, peak: Peak) -> dict:
     import torch
-
-    import train
 
     n = args.generation_batch
     d, k = model.config.projection_dim, model.config.num_labels
@@ -702,8 +700,8 @@ def bench_generation(model, args, peak: Peak) -> dict:
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
             model.generator(noise, labels, text)
 
-    def sampled():  # train.py's sampler: per-class text conditions drawn from real transcripts
-        train.sample_generator(model, torch.full((k,), n // k), text[:512], labels[:512], 0)
+    def sampled():  # the model's sampler, as stage 3 and generate_features call it
+        model.sample_features(labels, text, seed=0)
 
     runs = {"fp32": fp32, "bf16_autocast": bf16, "sample_generator": sampled}
     best = {name: float("inf") for name in runs}
@@ -779,44 +777,40 @@ def bench_main_job(args, workdir: Path) -> dict:
         "main_job_cold_s": res["cold"]["seconds"],
         "main_job_warm_s": res["warm"]["seconds"],
         "main_job_peak_rss_mb": max(res["cold"]["peak_rss_mb"], res["warm"]["peak_rss_mb"]),
+        # all stages of the main job (stage 1 + 2 + 3 + final model) over its cold encoder extraction
+        "stages_over_extraction": sum(res["cold"]["timing"].get(k, 0.0) for k in ("stage1_s", "stage2_s", "stage3_s"))
+        / res["cold"]["timing"]["extract_s"],
         "main_job_detail": res,
     }
 
 
 def scaling_worker(args) -> None:
-    """One scaling size in a fresh process: extraction (with text, as train.py), then stages 1-3."""
+    """One scaling size in a fresh process: extraction (with text, as train.py), then one fit of stages 1-3."""
     import resource
 
-    import numpy as np
     import torch
-    from accelerate import Accelerator
 
-    import train
-    from datasets_scripts.features import extract_encoder_features, fingerprint, stage1_features
+    from modeling_mirgan import training
+    from modeling_mirgan.arguments import TrainArguments
 
     data = load_rows(args.corpora[0], args.max_clips, args._factor)
     model, processor, _ = build(args.encoder)
     rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    cache = Path(args._cache)
-    t = time.perf_counter()
-    features, _ = extract_encoder_features(data, model, processor, cache, batch_size=args.batch_size, use_text=True)
-    extract_s = time.perf_counter() - t
-    rss_extract = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    columns = features.with_format("torch", columns=["audio_features", "text_features"])[:]
     labels = torch.tensor([LABELS.index(l) for l in data["label"]])
     texts = data["text"]
     text_ids = {t_: i for i, t_ in enumerate(sorted(set(texts)))}
-    fold = train.FoldData(columns["audio_features"].float(), columns["text_features"].float(), labels,
-                          torch.tensor([text_ids[t_] for t_ in texts]), torch.arange(len(labels)))
-    targs = train.TrainArguments()
+    groups = torch.tensor([text_ids[t_] for t_ in texts])
+    targs = TrainArguments(extraction_batch_size=args.batch_size, extraction_dtype="float32")
     if args.smoke:
         targs.stage1_epochs, targs.gan_steps, targs.stage3_epochs = 2, 20, 2
     timing = {"stage1_s": 0.0, "stage2_s": 0.0, "stage3_s": 0.0}
-    key = fingerprint(features._fingerprint)
-    train.fit_all_stages(model, fold, targs, Accelerator(cpu=True), 0, ["mirgan"], [1.0],
-                         lambda m: stage1_features(features, m, cache, key), timing)
+    _, features = training.encoder_features(data, model, processor, Path(args._cache), targs, True, labels, groups, timing)
+    rss_extract = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows = torch.arange(len(labels))
+    fit = training.fit_stage1(model, features, rows, targs, 0, timing, weight_decay=1e-3, epochs=targs.stage1_epochs)
+    training.fit_methods(model, features, fit, rows, ["mirgan"], {"mirgan": [1.0]}, targs, 0, timing)
     Path(args._out).write_text(json.dumps({
-        "n_clips": len(data), "extract_s": extract_s, **timing,
+        "n_clips": len(data), **timing,
         "stages_s": timing["stage1_s"] + timing["stage2_s"] + timing["stage3_s"],
         "rss_after_model_mb": rss_model, "rss_after_extraction_mb": rss_extract,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -852,6 +846,101 @@ def bench_scaling(args, workdir: Path) -> dict:
         fits[key] = float(np.polyfit(np.log(n), np.log(y), 1)[0]) if len(rows) > 1 else None
     return {"encoder": encoder, "sizes": rows, "loglog_slope": fits,
             "note": "slope 1 = linear time, 0 = flat; stage 2 is a fixed number of GAN steps (flat by design)"}
+
+
+SCALE_LAYERS, SCALE_DIM, SCALE_TEXT = 7, 512, 384  # whisper-base: embeddings + 6 layers, d_model 512; MiniLM
+
+
+def scale_write_worker(args) -> None:
+    """Write an encoder cache of ``_factor`` rows of whisper-base-sized features (real EmoDB features, tiled)."""
+    import numpy as np
+    from datasets import Array2D, Features, Sequence, Value
+    from datasets.arrow_writer import ArrowWriter
+
+    from modeling_mirgan import training
+    from modeling_mirgan.arguments import TrainArguments
+
+    import torch
+
+    data = load_rows(str(ROOT / "data" / "emodb4"), 64)
+    model, processor, _ = build("openai/whisper-base")
+    labels = torch.tensor([LABELS.index(l) for l in data["label"]])
+    _, real = training.encoder_features(data, model, processor, Path(args._cache) / "source", TrainArguments(extraction_dtype="float32"),
+                                        True, labels, torch.zeros(len(labels), dtype=torch.long), {})
+    audio, text = real.audio.gather(np.arange(len(labels))).numpy(), real.text.numpy()
+    features = Features({"audio_features": Array2D((SCALE_LAYERS, SCALE_DIM), "float32"),
+                         "text_features": Sequence(Value("float32"), length=SCALE_TEXT), "label": Value("int64")})
+    with ArrowWriter(features=features, path=args._out, writer_batch_size=1000) as writer:
+        for start in range(0, args._factor, 1000):
+            idx = np.arange(start, min(start + 1000, args._factor)) % len(audio)
+            writer.write_batch({"audio_features": list(audio[idx]), "text_features": list(text[idx]), "label": labels.numpy()[idx].tolist()})
+        writer.finalize()
+
+
+def scale_stages_worker(args) -> None:
+    """Stages 1-3 (one fit, mirgan) on the written cache, features streamed from its memory map."""
+    import resource
+
+    import numpy as np
+    import torch
+    from datasets import Dataset
+
+    from modeling_mirgan import stages, training
+    from modeling_mirgan.arguments import TrainArguments
+    from modeling_mirgan.modeling_mirgan import MirganForEmotionClassification
+    from modeling_mirgan.configuration_mirgan import MirganConfig
+    from transformers import BertConfig, WhisperConfig
+
+    cache = Dataset.from_file(args._cache)
+    audio_cfg = WhisperConfig(d_model=SCALE_DIM, encoder_layers=SCALE_LAYERS - 1, encoder_attention_heads=8, decoder_layers=1,
+                              encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=100)
+    text_cfg = BertConfig(hidden_size=SCALE_TEXT, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64, vocab_size=100)
+    config = MirganConfig(audio_encoder=audio_cfg.to_dict(), text_encoder=text_cfg.to_dict(),
+                          id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)})
+    model = MirganForEmotionClassification(config).eval()
+    labels = torch.from_numpy(np.asarray(cache["label"]))
+    text = torch.from_numpy(np.asarray(cache.with_format("numpy", columns=["text_features"])[:]["text_features"], np.float32))
+    data = stages.CorpusFeatures(stages.AudioLayerStore.from_cache(cache), text, labels, torch.arange(len(labels)) % 1000)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    targs = TrainArguments(stage1_epochs=args.scale_epochs, stage3_epochs=args.scale_epochs)
+    timing = {"stage1_s": 0.0, "stage2_s": 0.0, "stage3_s": 0.0}
+    rows = torch.arange(len(labels))
+    t = time.perf_counter()
+    fit = training.fit_stage1(model, data, rows, targs, 0, timing, weight_decay=1e-3, epochs=targs.stage1_epochs)
+    training.fit_methods(model, data, fit, rows, ["mirgan"], {"mirgan": [1.0]}, targs, 0, timing)
+    Path(args._out).write_text(json.dumps({
+        "n_rows": len(labels), "seconds": time.perf_counter() - t, **timing, "stage1_epochs": targs.stage1_epochs,
+        "gan_steps": targs.gan_steps, "rss_after_loading_mb": rss_before,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "cache_gb": Path(args._cache).stat().st_size / 1e9}))
+
+
+def bench_scale(args, workdir: Path) -> dict:
+    """The stages at MSP-Podcast size: time and peak RSS at each of ``--scale_rows``; log-log slope of time."""
+    import numpy as np
+
+    rows = []
+    for n in args.scale_rows:
+        path = workdir / f"scale-{n}.arrow"
+        log(f"scale: writing {n} rows of whisper-base-sized features")
+        subprocess.run([sys.executable, __file__, "--_scale_write_worker", "--_factor", str(n), "--_cache", str(workdir),
+                        "--_out", str(path)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out = workdir / f"scale-{n}.json"
+        run = run_measured([__file__, "--_scale_stages_worker", "--_cache", str(path), "--_out", str(out),
+                            "--scale_epochs", str(args.scale_epochs)], dict(os.environ), workdir / f"scale-{n}.log")
+        row = {**json.loads(out.read_text()), "process_peak_rss_mb": run["peak_rss_mb"]}
+        rows.append(row)
+        path.unlink()
+        log(f"  {n} rows: stages {row['seconds']:.1f} s (stage 1 {row['stage1_s']:.1f}, 2 {row['stage2_s']:.1f}, "
+            f"3 {row['stage3_s']:.1f}), peak RSS {row['peak_rss_mb']:.0f} MB")
+    n = np.array([r["n_rows"] for r in rows], float)
+    slope = {k: float(np.polyfit(np.log(n), np.log([max(r[k], 1e-9) for r in rows]), 1)[0]) if len(rows) > 1 else None
+             for k in ("seconds", "stage1_s", "stage2_s", "stage3_s", "peak_rss_mb")}
+    large = 33 * 1280 * 4  # whisper-large-v3: 32 layers + embeddings, d_model 1280, float32
+    return {"sizes": rows, "loglog_slope": slope, "features_per_row_bytes": SCALE_LAYERS * SCALE_DIM * 4,
+            "whisper_large_v3_per_row_bytes": large, "whisper_large_v3_160k_cache_gb": 160_000 * large / 1e9,
+            "note": "stage 1 streams batches from the memory-mapped Arrow cache and releases its pages after every pass, "
+                    "so peak RSS follows the batch size, not the corpus; the GAN runs a fixed number of steps"}
 
 
 def dist_worker(args) -> None:
@@ -1075,13 +1164,17 @@ def parse_args(argv=None):
     p.add_argument("--skip_scaling", action="store_true")
     p.add_argument("--scaling_encoder", default="openai/whisper-tiny.en")
     p.add_argument("--scaling_factors", type=int, nargs="+", default=[1, 4, 16])
+    p.add_argument("--scale", action="store_true", help="only the scale study: stages on --scale_rows rows of whisper-base-sized features")
+    p.add_argument("--scale_rows", type=int, nargs="+", default=[10_000, 40_000, 160_000])
+    p.add_argument("--scale_epochs", type=int, default=10, help="stage-1 and stage-3 epochs of the scale study")
     p.add_argument("--skip_distributed", action="store_true")
     p.add_argument("--dist_encoder", default="openai/whisper-tiny.en")
     p.add_argument("--master_port", type=int, default=29561)
     p.add_argument("--out", default=str(RESULTS), help="folder for speed.json, speed.md, scaling.png")
     p.add_argument("--smoke", action="store_true", help="seconds: a tiny random Whisper, a few clips, short stages")
     p.add_argument("--encoder", help=argparse.SUPPRESS)
-    for hidden in ("--_encode_worker", "--_scaling_worker", "--_dist_worker", "--_stage2_worker"):
+    for hidden in ("--_encode_worker", "--_scaling_worker", "--_dist_worker", "--_stage2_worker", "--_scale_write_worker",
+                   "--_scale_stages_worker"):
         p.add_argument(hidden, action="store_true", help=argparse.SUPPRESS)
     for hidden in ("--_paths", "--_cache", "--_out"):
         p.add_argument(hidden, help=argparse.SUPPRESS)
@@ -1111,6 +1204,21 @@ def main(argv=None) -> dict:
         return dist_worker(args)
     if args._stage2_worker:
         return stage2_worker(args)
+    if args._scale_write_worker:
+        return scale_write_worker(args)
+    if args._scale_stages_worker:
+        return scale_stages_worker(args)
+    if args.scale:  # merged into the existing speed.json
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="speed-scale-"))
+        result = json.loads((out / "speed.json").read_text()) if (out / "speed.json").exists() else {}
+        result["scale"] = {"command": "python bench/speed.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+                           "date": datetime.datetime.now().isoformat(timespec="seconds"), **bench_scale(args, workdir)}
+        (out / "speed.json").write_text(json.dumps(result, indent=2, default=float))
+        shutil.rmtree(workdir, ignore_errors=True)
+        print(json.dumps(result["scale"], indent=2, default=float))
+        return result
     import datasets
     import torch
 

@@ -4,9 +4,13 @@ Every generator is scored against *held-out* real stage-1 features (validation s
 generator never saw), next to the floor that speaker shift alone sets (the generator's own training
 rows against the same held-out rows):
 
-- ``c2st``: a classifier two-sample test (Lopez-Paz & Oquab, ICLR 2017): a cross-validated
-  logistic regression tells generated from held-out real rows of the same class; 0.5 means
-  indistinguishable. ``c2st_floor`` is the same test between real training and held-out rows.
+- ``c2st``: a classifier two-sample test (Lopez-Paz & Oquab, ICLR 2017) with the leave-one-out
+  1-nearest-neighbour classifier on standardised rows: it tells generated from held-out real rows of
+  the same class; 0.5 means indistinguishable. It sees collapse (a cluster of near-identical samples
+  is its own nearest neighbour) and off-manifold spread, which a linear test cannot: a point mass at
+  the class mean is not linearly separable from the real cloud around it. ``c2st_linear`` is the
+  cross-validated logistic-regression test beside it. ``*_floor`` is the same test between real
+  training and held-out rows (what speaker shift alone gives).
 - ``precision`` / ``recall``: improved precision and recall (Kynkäänniemi et al., NeurIPS 2019): the
   share of generated rows inside the k-NN manifold of the real ones, and vice versa.
 - ``frechet_ratio``: Fréchet distance of generated to held-out rows over that of the training rows.
@@ -34,20 +38,36 @@ def _cap(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return x[rng.choice(len(x), n, replace=False)] if len(x) > n else x
 
 
-def c2st(a: np.ndarray, b: np.ndarray, seed: int = 0, folds: int = 5) -> float:
-    """Cross-validated accuracy of a logistic regression telling rows of ``a`` from rows of ``b``
-    (equal numbers drawn from each); nan when either side has fewer than 4 rows."""
+def _balanced(a: np.ndarray, b: np.ndarray, rng: np.random.Generator):
+    n = min(len(a), len(b), MAX_PER_CLASS)
+    return np.concatenate([_cap(a, n, rng), _cap(b, n, rng)]), np.r_[np.zeros(n), np.ones(n)], n
+
+
+def c2st(a: np.ndarray, b: np.ndarray, seed: int = 0) -> float:
+    """Leave-one-out 1-NN accuracy telling rows of ``a`` from rows of ``b`` (equal numbers drawn from
+    each, standardised on the pooled rows); nan when either side has fewer than 4 rows."""
+    rng = np.random.default_rng(seed)
+    x, y, n = _balanced(a, b, rng)
+    if n < 4:
+        return float("nan")
+    x = (x - x.mean(0)) / np.maximum(x.std(0), 1e-8)
+    xt = torch.from_numpy(x).double()
+    d = torch.cdist(xt, xt)
+    d.fill_diagonal_(float("inf"))
+    return float((y[d.argmin(1).numpy()] == y).mean())
+
+
+def c2st_linear(a: np.ndarray, b: np.ndarray, seed: int = 0, folds: int = 5) -> float:
+    """Cross-validated accuracy of a logistic regression telling rows of ``a`` from rows of ``b``."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     rng = np.random.default_rng(seed)
-    n = min(len(a), len(b), MAX_PER_CLASS)
+    x, y, n = _balanced(a, b, rng)
     if n < 4:
         return float("nan")
-    x = np.concatenate([_cap(a, n, rng), _cap(b, n, rng)])
-    y = np.r_[np.zeros(n), np.ones(n)]
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=500))
     cv = StratifiedKFold(n_splits=min(folds, n), shuffle=True, random_state=seed)
     return float(cross_val_score(model, x, y, cv=cv).mean())
@@ -107,12 +127,13 @@ def realism(train: np.ndarray, train_y: np.ndarray, held: np.ndarray, held_y: np
         within_real = mean_nn_distance(t)
         per_class[c] = {
             "c2st": c2st(f, h, seed), "c2st_floor": c2st(t, h, seed),
+            "c2st_linear": c2st_linear(f, h, seed), "c2st_linear_floor": c2st_linear(t, h, seed),
             "precision": precision, "recall": recall,
             "nn_ratio": mean_nn_distance(f) / within_real if within_real > 0 else float("nan"),
             "memorisation": mean_nn_distance(f, t) / max(mean_nn_distance(h, t), 1e-12),
         }
     out = {k: float(np.nanmean([v[k] for v in per_class.values()])) if per_class else float("nan")
-           for k in ("c2st", "c2st_floor", "precision", "recall", "nn_ratio", "memorisation")}
+           for k in ("c2st", "c2st_floor", "c2st_linear", "c2st_linear_floor", "precision", "recall", "nn_ratio", "memorisation")}
     floor = frechet(_cap(train, MAX_PER_CLASS * num_labels, rng), held)
     out["frechet_distance"] = frechet(_cap(fake, MAX_PER_CLASS * num_labels, rng), held)
     out["frechet_floor"] = floor
