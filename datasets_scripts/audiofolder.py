@@ -5,22 +5,37 @@ column, optional gender and transcript columns (names are arguments). The defaul
 k folds over speakers, balanced by gender when a gender column exists.
 
 A bad row (not UTF-8, no file_name, a file_name outside the folder, a duplicate, an empty label or
-speaker, a missing audio file) stops loading with an error naming metadata.csv, the line and the
+speaker, more cells than the header, an audio file that is missing, a directory, a FIFO, a broken
+or looping link or unreadable) stops loading with an error naming metadata.csv, the line and the
 file; with ``skip_bad`` it is skipped and counted in ``CorpusData.skipped``. Rows whose label is not
 in ``classes`` are always dropped and counted.
+
+Ambiguous metadata is an error, never a guess: a header that names a column twice, and labels that
+differ only in case or spacing (``ANGRY``, ``Angry `` and ``angry``), which would otherwise become
+separate classes; ``normalize_labels=True`` (``--normalize_labels``) merges such variants into one
+lower-case label.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import io
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from datasets import Dataset, Features, Value
 
+from processing.audio import file_problem
+
 from .protocol import Fold, Protocol
+
+logger = logging.getLogger("mirgan")
+# columns that usually hold the transcript when ``text`` is absent
+TEXT_COLUMN_NAMES = ("text", "transcript", "transcription", "transcripts", "sentence", "utterance", "words",
+                     "normalized_text", "raw_text", "caption")
 
 SCHEMA = Features({name: Value("string") for name in ("id", "audio", "label", "speaker", "gender", "session", "text", "dataset")})
 
@@ -35,12 +50,74 @@ class CorpusData:
     protocol: Protocol
     skipped: dict[str, int] = field(default_factory=dict)
     skipped_examples: dict[str, list[str]] = field(default_factory=dict)
+    untestable: dict[str, list[str]] = field(default_factory=dict)  # fold -> classes without training clips
 
     def skip(self, reason: str, example: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
         examples = self.skipped_examples.setdefault(reason, [])
         if len(examples) < 10:
             examples.append(example)
+
+
+def check_header(path: Path, fieldnames: list[str] | None) -> list[str]:
+    """The header's column names, or CorpusLayoutError when one is empty or named twice (line 1)."""
+    names = list(fieldnames or [])
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        key = (name or "").strip().casefold()
+        if not key:
+            raise CorpusLayoutError(f"{path} line 1: column {i + 1} of the header has no name (header: {names})")
+        if key in seen:
+            first = names[seen[key]]
+            same = "" if first == name else " (differing only in case or spaces)"
+            raise CorpusLayoutError(
+                f"{path} line 1: the header names column {name!r} twice{same}, columns {seen[key] + 1} and {i + 1}: "
+                f"which one holds the values is ambiguous; rename or remove one (header: {names})")
+        seen[key] = i
+    return names
+
+
+def extra_cells(row: dict) -> list[str] | None:
+    """The cells of a csv.DictReader row beyond the header (restkey None), or None."""
+    extra = row.get(None)
+    return list(extra) if extra else None
+
+
+def suggest_column(wanted: str, columns: list[str], known: tuple[str, ...] = ()) -> str | None:
+    """A column of ``columns`` that probably means ``wanted`` (case, a known synonym, a close spelling)."""
+    folded = {c.casefold(): c for c in columns if c}
+    if wanted.casefold() in folded and folded[wanted.casefold()] != wanted:
+        return folded[wanted.casefold()]
+    for name in known:
+        if name != wanted and name in folded:
+            return folded[name]
+    close = difflib.get_close_matches(wanted.casefold(), list(folded), n=1, cutoff=0.75)
+    return folded[close[0]] if close else None
+
+
+def label_key(label: str) -> str:
+    """Labels that differ only in case or spacing share this key."""
+    return " ".join(label.split()).casefold()
+
+
+def check_label_variants(metadata: Path, labelled: list[tuple[int, str, str]], column: str) -> None:
+    """CorpusLayoutError when two spellings of ``column`` differ only in case or spacing.
+
+    ``labelled`` holds (line, raw cell, stripped label). The error names the first line of the
+    second spelling, every spelling with its first line and count, and the way out."""
+    spellings: dict[str, dict[str, list]] = {}
+    for line, raw, label in labelled:
+        entry = spellings.setdefault(label_key(label), {}).setdefault(raw, [line, 0])
+        entry[1] += 1
+    for key, variants in spellings.items():
+        if len(variants) > 1:
+            ordered = sorted(variants.items(), key=lambda kv: kv[1][0])
+            line = ordered[1][1][0]
+            listed = ", ".join(f"{raw!r} ({n} rows, first on line {first})" for raw, (first, n) in ordered)
+            raise CorpusLayoutError(
+                f"{metadata} line {line}: {column!r} {ordered[1][0]!r} differs from {ordered[0][0]!r} (line "
+                f"{ordered[0][1][0]}) only in case or spacing; variants: {listed}. They would become separate "
+                f"classes: fix the file, or pass --normalize_labels (normalize_labels=True) to merge them as {key!r}")
 
 
 def speaker_folds(speakers: list[str], genders: list[str], k: int) -> list[Fold]:
@@ -69,7 +146,12 @@ def load_audiofolder(
     text_column: str = "text",
     gender_column: str = "gender",
     skip_bad: bool = False,
+    normalize_labels: bool = False,
 ) -> CorpusData:
+    """Load an audiofolder; see the module docstring for what stops loading and what is counted.
+
+    ``normalize_labels``: merge labels that differ only in case or spacing into one lower-case
+    label (and match ``classes`` the same way) instead of refusing them."""
     root = Path(data_dir).expanduser().resolve()
     metadata = root / "metadata.csv" if root.is_dir() else root
     if not metadata.is_file():
@@ -82,16 +164,39 @@ def load_audiofolder(
         rows = [(reader.line_num, row) for row in reader]
     except csv.Error as err:
         raise CorpusLayoutError(f"{metadata} line {reader.line_num}: not valid CSV ({err})") from None
+    header = check_header(metadata, reader.fieldnames)
     if not rows:
         raise CorpusLayoutError(f"{metadata}: no rows")
+    flags = {label_column: "--label_column", speaker_column: "--speaker_column"}
     for column in ("file_name", label_column, speaker_column):
-        if column not in (reader.fieldnames or []):
-            raise CorpusLayoutError(f"{metadata}: no column {column!r} (columns: {reader.fieldnames})")
+        if column not in header:
+            like = suggest_column(column, header)
+            hint = (f"; did you mean {like!r}? pass {flags[column]} {like}" if like and column in flags
+                    else f"; did you mean {like!r}?" if like else "")
+            raise CorpusLayoutError(f"{metadata}: no column {column!r} (columns: {header}){hint}")
+    if text_column not in header:
+        like = suggest_column(text_column, header, TEXT_COLUMN_NAMES)
+        if like is not None:
+            logger.warning("%s: no column %r, but column %r looks like transcripts; pass --text_column %s to use "
+                           "it (the corpus is loaded without transcripts)", metadata, text_column, like, like)
+
+    def raw_cell(row: dict, column: str) -> str:
+        return row.get(column) or ""  # a short row leaves its last cells None
 
     def cell(row: dict, column: str) -> str:
-        return (row.get(column) or "").strip()  # a short row leaves its last cells None
+        return raw_cell(row, column).strip()
 
-    labels_present = list(dict.fromkeys(cell(r, label_column) for _, r in rows if cell(r, label_column)))
+    if not normalize_labels:
+        check_label_variants(metadata, [(line, raw_cell(r, label_column), cell(r, label_column)) for line, r in rows
+                                        if cell(r, label_column) and not extra_cells(r)], label_column)
+
+    def label_of(row: dict) -> str:
+        label = cell(row, label_column)
+        return label_key(label) if normalize_labels else label
+
+    labels_present = list(dict.fromkeys(label_of(r) for _, r in rows if label_of(r) and not extra_cells(r)))
+    if classes and normalize_labels:
+        classes = list(dict.fromkeys(label_key(str(c)) for c in classes))
     classes = list(classes) if classes else sorted(labels_present)
     unknown = [c for c in classes if c not in labels_present]
     if unknown:
@@ -108,6 +213,12 @@ def load_audiofolder(
 
     for line, row in rows:
         name = cell(row, "file_name")
+        extra = extra_cells(row)
+        if extra is not None:
+            bad(line, name, f"the row has {len(header) + len(extra)} cells but the header has {len(header)} "
+                f"(extra: {extra}); a comma inside a value (e.g. in the transcript) must be quoted",
+                "more cells than the header")
+            continue
         undecodable = [c for c, v in row.items() if isinstance(v, str) and any("\udc80" <= ch <= "\udcff" for ch in v)]
         if undecodable:
             bad(line, name, f"column {undecodable[0]!r} is not UTF-8 text; save metadata.csv as UTF-8", "metadata row not UTF-8")
@@ -123,7 +234,7 @@ def load_audiofolder(
             bad(line, name, "duplicate file_name (listed on an earlier line)", "duplicate file_name")
             continue
         seen.add(str(relative))
-        label = cell(row, label_column)
+        label = label_of(row)
         if not label:
             bad(line, name, f"empty {label_column!r}", "empty label")
             continue
@@ -135,8 +246,12 @@ def load_audiofolder(
             bad(line, name, f"empty {speaker_column!r}", "no speaker")
             continue
         path = root / relative
-        if not path.is_file():
-            bad(line, name, f"audio file {path} is missing", "missing file")
+        problem = file_problem(path)
+        if problem is not None and problem[1] != "file is empty":  # empty files are counted when decoded
+            if problem[1] == "file not found":
+                bad(line, name, f"audio file {path} is missing", "missing file")
+            else:
+                bad(line, name, f"audio file {path}: {problem[0]}", f"audio file {problem[1]}")
             continue
         values = {"id": str(relative), "audio": str(path), "label": label, "speaker": speaker,
                   "gender": cell(row, gender_column).lower()[:1], "session": "",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .audiofolder import CorpusData, CorpusLayoutError, load_audiofolder
+from .protocol import check_folds_cover_classes
 
 CORPORA = ("iemocap", "msp_improv", "msp_podcast", "emodb", "ravdess", "audiofolder")
 
@@ -25,8 +26,15 @@ def load_corpus(
     label_column: str = "label",
     speaker_column: str = "speaker",
     text_column: str = "text",
+    normalize_labels: bool = False,
+    allow_missing_classes: bool = False,
 ) -> CorpusData:
-    """Load ``name`` from ``data_dir``; ``protocol`` picks a named variant (default: the literature's)."""
+    """Load ``name`` from ``data_dir``; ``protocol`` picks a named variant (default: the literature's).
+
+    ``normalize_labels`` (audiofolder): merge labels that differ only in case or spacing instead of
+    refusing them. Every fold's training part must hold every class (``check_folds_cover_classes``);
+    with ``allow_missing_classes`` the classes a fold lacks are returned in
+    ``CorpusData.untestable`` (``{fold: [classes]}``) instead of stopping."""
     if name not in CORPORA:
         raise ValueError(f"unknown corpus {name!r}; choose one of {', '.join(CORPORA)}")
     if not Path(data_dir).expanduser().exists():
@@ -34,7 +42,12 @@ def load_corpus(
     if name == "audiofolder":
         if protocol is not None:
             raise ValueError("an audiofolder has no named protocols; use --folds or --test_speakers")
-        return load_audiofolder(data_dir, classes, folds, label_column, speaker_column, text_column, skip_bad=skip_bad)
+        corpus = load_audiofolder(data_dir, classes, folds, label_column, speaker_column, text_column,
+                                  skip_bad=skip_bad, normalize_labels=normalize_labels)
+        corpus.untestable = check_folds_cover_classes(corpus.dataset, corpus.protocol, allow_missing_classes)
+        return corpus
+    if normalize_labels:
+        raise ValueError(f"normalize_labels applies to audiofolder metadata; {name!r} maps its own label codes")
     if name == "iemocap":
         from .iemocap import load_iemocap as builder
     elif name == "msp_improv":
@@ -45,4 +58,6 @@ def load_corpus(
         from .emodb import load_emodb as builder
     else:
         from .ravdess import load_ravdess as builder
-    return builder(data_dir, protocol=protocol, skip_bad=skip_bad, classes=classes)
+    corpus = builder(data_dir, protocol=protocol, skip_bad=skip_bad, classes=classes)
+    corpus.untestable = check_folds_cover_classes(corpus.dataset, corpus.protocol, allow_missing_classes)
+    return corpus

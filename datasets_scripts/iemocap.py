@@ -90,10 +90,18 @@ def keep_label(corpus: CorpusData, label: str | None, raw: str, protocol: str, c
 
 
 def missing_file(corpus: CorpusData, path: Path, skip_bad: bool, listed_in: str, example: str) -> None:
-    """A labelled clip whose audio is absent: an error naming it, or counted with ``skip_bad``."""
+    """A labelled clip whose audio cannot be read: an error naming it and what it is (missing, a
+    directory, a FIFO, a broken or looping link, unreadable), or counted with ``skip_bad``."""
+    from processing.audio import file_problem
+
+    problem, reason = file_problem(path) or ("file not found", "file not found")
+    if reason == "file not found":
+        problem, reason = "is missing", "missing audio file"
+    else:
+        reason = f"audio file {reason}"
     if not skip_bad:
-        raise CorpusLayoutError(f"{path}: file listed in {listed_in} is missing (pass skip_bad=True to skip it)")
-    corpus.skip("missing audio file", example)
+        raise CorpusLayoutError(f"{path}: file listed in {listed_in} {problem} (pass skip_bad=True to skip it)")
+    corpus.skip(reason, example)
 
 
 def empty_file(corpus: CorpusData, path: Path, skip_bad: bool, example: str) -> bool:

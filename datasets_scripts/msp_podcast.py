@@ -40,7 +40,7 @@ from pathlib import Path
 
 from datasets import Value
 
-from .audiofolder import CorpusData, CorpusLayoutError
+from .audiofolder import CorpusData, CorpusLayoutError, check_header, extra_cells
 from .iemocap import (build_dataset, class_counts, empty_file, keep_label, missing_file, pick_classes, pick_protocol,
                       skipped_text)
 from .protocol import Fold, Protocol
@@ -88,11 +88,17 @@ def load_msp_podcast(data_dir: str | Path, protocol: str | None = None, skip_bad
     transcript_dir = root / "Transcripts"
     with open(label_file, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
-        header = [h.strip() for h in reader.fieldnames or []]
+        header = [h.strip() for h in check_header(label_file, reader.fieldnames)]
         missing = [c for c in COLUMNS if c not in header]
         if missing:
             raise CorpusLayoutError(f"{label_file}: no column(s) {missing} (columns: {header}); {LAYOUT}")
-        records = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+        records = []
+        for row in reader:
+            extra = extra_cells(row)
+            if extra is not None:  # the extra cells would be dropped and the others misread
+                raise CorpusLayoutError(f"{label_file} line {reader.line_num}: the row has {len(header) + len(extra)} "
+                                        f"cells but the header has {len(header)} (extra: {extra})")
+            records.append({(k or "").strip(): (v or "").strip() for k, v in row.items()})
     audio_files = {p.name for p in audio_dir.iterdir()}
     transcripts = ({p.stem: p for p in transcript_dir.glob("*.txt") if not p.name.startswith("._")}
                    if transcript_dir.is_dir() else {})
@@ -119,7 +125,7 @@ def load_msp_podcast(data_dir: str | Path, protocol: str | None = None, skip_bad
         if not keep_label(corpus, label, f"{CODE_NAMES.get(code, '?')} ({code})", name, classes, utt):
             continue
         wav = audio_dir / file_name
-        if file_name not in audio_files:
+        if file_name not in audio_files or not wav.is_file():
             missing_file(corpus, wav, skip_bad, f"{label_file.name} line {line}", utt)
             continue
         if empty_file(corpus, wav, skip_bad, utt):

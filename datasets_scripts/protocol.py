@@ -48,3 +48,44 @@ class Protocol:
             classes=list(data["classes"]),
             folds=[Fold(**f) for f in data["folds"]],
         )
+
+
+class FoldCoverageError(ValueError):
+    """A fold whose training part lacks a class (or whose test part is empty): its numbers would mislead."""
+
+
+def check_folds_cover_classes(dataset, protocol: Protocol, allow_missing: bool = False) -> dict[str, list[str]]:
+    """Every fold's training part must hold every class, and its test part at least one clip.
+
+    A class with no training clips in a fold (e.g. all its clips come from the one speaker that the
+    fold holds out) cannot be learnt there: the fold's UA and the generator's Q-accuracy would be
+    reported as results although that class was never seen. Raises ``FoldCoverageError`` naming
+    the fold, the class and where its clips come from, before any training; with ``allow_missing``
+    returns ``{fold: [classes without training clips]}`` instead, for the caller to report those
+    classes as untestable in those folds."""
+    labels = list(dataset["label"])
+    missing: dict[str, list[str]] = {}
+    problems = []
+    for fold in protocol.folds:
+        if fold.column not in dataset.column_names:
+            raise FoldCoverageError(f"protocol {protocol.name}: fold {fold.name} splits on column {fold.column!r}, "
+                                    f"which the dataset lacks (columns: {dataset.column_names})")
+        values = list(dataset[fold.column])
+        train_idx, test_idx = fold.split(values)
+        if not test_idx:
+            problems.append(f"fold {fold.name} has no test clips ({fold.column} {fold.test_values} match no row)")
+            continue
+        present = {labels[i] for i in train_idx}
+        lacking = [c for c in protocol.classes if c not in present]
+        if lacking:
+            missing[fold.name] = lacking
+            for c in lacking:
+                sources = sorted({values[i] for i, l in enumerate(labels) if l == c})
+                problems.append(f"fold {fold.name}: class {c!r} has no training clips (all its clips come from "
+                                f"{fold.column} {', '.join(sources) if sources else 'nowhere'}, held out for testing)")
+    if problems and (not allow_missing or any("no test clips" in p for p in problems)):
+        raise FoldCoverageError(
+            f"protocol {protocol.name}: " + "; ".join(problems)
+            + ". Results for such folds would be misleading: add clips of those classes from other "
+              "speakers/sessions, drop the class with --classes, or use fewer folds")
+    return missing
