@@ -30,13 +30,14 @@ from scipy.stats import spearmanr, wilcoxon
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-PEERS = ["none", "noise", "smote", "mixup", "cgan"]
+PEERS = ["none", "noise", "smote", "mixup", "class_weight", "oversample", "cgan"]
+REALISM = ("c2st", "c2st_floor", "precision", "recall", "frechet_ratio", "nn_ratio", "memorisation", "q_accuracy", "real_accuracy")
 
 
 def run_train(name: str, variant: str | None, dataset_dir: str, train_args: list[str], methods: list[str]) -> dict:
-    out = ROOT / "bench" / "runs" / (name + (f"-{variant}" if variant else ""))
+    out = ROOT / "bench" / "runs" / (name + (f"-{variant}" if variant else "") + ("-imbalance" if "--imbalance" in train_args else ""))
     command = [sys.executable, str(ROOT / "train.py"), "--dataset_dir", dataset_dir, "--output_dir", str(out),
-               "--methods", *methods, "--final_model", "false", "--report", "false", *train_args]
+               "--methods", *methods, "--final_model", "false", "--report", "false", "--disable_tqdm", "true", *train_args]
     print("+", " ".join(command), flush=True)
     subprocess.run(command, check=True, cwd=ROOT)
     return json.loads((out / "results.json").read_text())
@@ -49,6 +50,11 @@ def paired_p(a: dict, b: dict) -> float | None:
     if len(keys) < 2 or not np.any(diff):
         return None
     return float(wilcoxon(diff).pvalue)
+
+
+def regime_of(results: dict) -> str:
+    shares = results["arguments"]["train"].get("imbalance")
+    return "imbalance " + " ".join(shares) if shares else "scarcity"
 
 
 def cells_of(results: dict, variant: str | None) -> list[dict]:
@@ -65,7 +71,7 @@ def cells_of(results: dict, variant: str | None) -> list[dict]:
             quality = [f["quality"] for f in runs if f.get("quality")]
             cell = {
                 "method": method if not variant or method != "mirgan" else f"mirgan[{variant}]",
-                "fraction": fraction,
+                "fraction": fraction, "regime": regime_of(results),
                 "ua_mean": float(np.mean([f["ua"] for f in runs])), "ua_std": float(np.std([f["ua"] for f in runs])),
                 "wa_mean": float(np.mean([f["wa"] for f in runs])), "f1_mean": float(np.mean([f["f1"] for f in runs])),
                 "n_runs": len(runs),
@@ -74,8 +80,9 @@ def cells_of(results: dict, variant: str | None) -> list[dict]:
                 "p_vs_best_peer": paired_p(ua[method], ua[best_peer]) if best_peer and method not in PEERS else None,
                 "gain_vs_none": float(np.mean([ua[method][k] - ua["none"][k] for k in ua[method]])) if "none" in ua else None,
             }
-            for key in ("mi_bits", "q_accuracy", "diversity_ratio", "frechet_distance"):
-                cell[key] = float(np.mean([q[key] for q in quality])) if quality else None
+            for key in ("mi_bits", "diversity_ratio", "frechet_distance", *REALISM):
+                values = [q[key] for q in quality if q.get(key) is not None]
+                cell[key] = float(np.nanmean(values)) if values else None
             cells.append(cell)
         if variant:  # an ablation keeps only its own generator's cells (its `none` duplicates the main run's)
             cells = [c for c in cells if c["method"].startswith("mirgan[")]
@@ -83,25 +90,33 @@ def cells_of(results: dict, variant: str | None) -> list[dict]:
 
 
 def write_tables(name: str, table: dict) -> None:
-    cells = sorted(table["cells"], key=lambda c: (c["fraction"], c["method"]))
+    cells = sorted(table["cells"], key=lambda c: (c.get("regime", "scarcity"), c["fraction"], c["method"]))
     fmt = lambda v, d=3: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
     lines = [f"# Augmentation benchmark: {name}", "",
              f"Encoder {table['encoder']}; {table['protocol']}", "",
              f"Machine: {table['machine']}; date {table['date']}.", "", "Commands:", "",
              *[f"    {c}" for c in table["commands"]], "",
-             "| fraction | method | UA mean ± std | WA | F1 | runs | UA gain vs none | p vs none | p vs best peer | MI bits | Q-acc | diversity |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| regime | fraction | method | UA mean ± std | WA | F1 | runs | UA gain vs none | p vs none | best peer | p vs best peer |"
+             " MI bits | Q-acc (real) | C2ST (floor) | precision | recall | Fréchet ratio | NN ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in cells:
-        lines.append(f"| {c['fraction']} | {c['method']} | {fmt(c['ua_mean'])} ± {fmt(c['ua_std'])} | {fmt(c['wa_mean'])} | "
+        lines.append(f"| {c.get('regime', 'scarcity')} | {c['fraction']} | {c['method']} | {fmt(c['ua_mean'])} ± {fmt(c['ua_std'])} | {fmt(c['wa_mean'])} | "
                      f"{fmt(c['f1_mean'])} | {c['n_runs']} | {fmt(c['gain_vs_none'] and 100 * c['gain_vs_none'], 1)} | "
-                     f"{fmt(c['p_vs_none'])} | {fmt(c['p_vs_best_peer'])} | {fmt(c['mi_bits'], 2)} | "
-                     f"{fmt(c['q_accuracy'], 2)} | {fmt(c['diversity_ratio'], 2)} |")
+                     f"{fmt(c['p_vs_none'])} | {c['best_peer'] or '–'} | {fmt(c['p_vs_best_peer'])} | {fmt(c['mi_bits'], 2)} | "
+                     f"{fmt(c.get('q_accuracy'), 2)} ({fmt(c.get('real_accuracy'), 2)}) | {fmt(c.get('c2st'), 2)} ({fmt(c.get('c2st_floor'), 2)}) | "
+                     f"{fmt(c.get('precision'), 2)} | {fmt(c.get('recall'), 2)} | {fmt(c.get('frechet_ratio'), 2)} | {fmt(c.get('nn_ratio'), 2)} |")
     sweep = [c for c in cells if c["mi_bits"] is not None and c["gain_vs_none"] is not None]
     if len(sweep) >= 3:
         rho, p = spearmanr([c["mi_bits"] for c in sweep], [c["gain_vs_none"] for c in sweep])
         table["mi_vs_gain_spearman"] = {"rho": float(rho), "p": float(p), "n_generators": len(sweep)}
         lines += ["", f"Spearman rank correlation between a generator's MI estimate and its UA gain over `none`, "
                       f"over {len(sweep)} generator cells (cgan, mirgan, ablations, all fractions): rho = {rho:.3f} (p = {p:.3f})."]
+    real = [c for c in sweep if c.get("c2st") is not None]
+    if len(real) >= 3:
+        rho, p = spearmanr([c["c2st"] for c in real], [c["gain_vs_none"] for c in real])
+        table["realism_vs_gain_spearman"] = {"rho": float(rho), "p": float(p), "n_generators": len(real)}
+        lines += ["", f"Spearman rank correlation between a generator's C2ST accuracy (lower = more realistic) and its UA gain "
+                      f"over `none`, over {len(real)} generator cells: rho = {rho:.3f} (p = {p:.3f})."]
     (RESULTS / f"augmentation_{name}.md").write_text("\n".join(lines) + "\n")
     (RESULTS / f"augmentation_{name}.json").write_text(json.dumps(table, indent=2))
     plot(name, table)
@@ -145,8 +160,9 @@ def main():
     path = RESULTS / f"augmentation_{args.name}.json"
     table = json.loads(path.read_text()) if path.exists() else {"dataset": args.name, "cells": [], "commands": []}
     new = cells_of(results, args.variant)
-    replaced = {(c["method"], c["fraction"]) for c in new}
-    table["cells"] = [c for c in table["cells"] if (c["method"], c["fraction"]) not in replaced] + new
+    key = lambda c: (c.get("regime", "scarcity"), c["method"], c["fraction"])  # noqa: E731
+    replaced = {key(c) for c in new}
+    table["cells"] = [c for c in table["cells"] if key(c) not in replaced] + new
     command = "python bench/augmentation.py " + " ".join(sys.argv[1:])
     table["commands"] = [c for c in table["commands"] if c != command] + [command]
     table.update(encoder=results["versions"]["audio_encoder"], protocol=results["protocol"]["description"],

@@ -82,6 +82,7 @@ class ModelArguments:
     projection_dim: int | None = field(default=None, metadata={"help": f"size of the shared space; config default {MirganConfig.projection_dim}"})
     noise_dim: int | None = field(default=None, metadata={"help": f"generator noise size; config default {MirganConfig.noise_dim}"})
     generator_hidden_sizes: list[int] | None = field(default=None, metadata={"help": f"generator MLP widths (0 alone: linear, as in the paper); config default {MirganConfig.generator_hidden_sizes}"})
+    generator_rank: int | None = field(default=None, metadata={"help": f"generate in the top-k principal subspace of the real samples (0: free output); config default {MirganConfig.generator_rank}"})
     generator_conditioning: Literal[GENERATOR_CONDITIONINGS] | None = field(default=None, metadata={"help": f"how the class enters the generator; config default {MirganConfig.generator_conditioning!r}"})
     generator_noise_scale: float | None = field(default=None, metadata={"help": f"std of the generator's input noise; config default {MirganConfig.generator_noise_scale}"})
     generator_text_condition: Literal[TEXT_CONDITIONS] | None = field(default=None, metadata={"help": f"condition on real transcripts (on/off/auto: only when transcripts rarely repeat); config default {MirganConfig.generator_text_condition!r}"})
@@ -126,6 +127,7 @@ class TrainArguments:
     seed: int = field(default=0, metadata={"help": "random seed"})
     seeds: list[int] | None = field(default=None, metadata={"help": "several seeds (benchmarks); None: [seed]"})
     fractions: list[float] = field(default_factory=lambda: [1.0], metadata={"help": "stratified shares of each training fold (data scarcity), in (0, 1]"})
+    imbalance: list[str] | None = field(default=None, metadata={"help": "CLASS=SHARE ...: keep only SHARE of those classes' rows in every training fold (a class-imbalance regime; test folds untouched)"})
     methods: list[str] = field(default_factory=lambda: ["mirgan"], metadata={"help": f"augmentation methods to compare: {', '.join(METHODS)}"})
     stage1_epochs: int = field(default=300, metadata={"help": "most stage-1 epochs; the best epoch is chosen on validation speakers"})
     stage1_lr: float = field(default=1e-2, metadata={"help": "stage-1 Adam learning rate"})
@@ -154,6 +156,14 @@ class TrainArguments:
 
     def __post_init__(self):
         check_choices("methods", self.methods, METHODS)
+        for item in self.imbalance or []:
+            name, _, share = item.partition("=")
+            try:
+                ok = bool(name) and 0 < float(share) <= 1
+            except ValueError:
+                ok = False
+            if not ok:
+                raise flag_error("imbalance", f"{item!r}: expected CLASS=SHARE with SHARE in (0, 1], e.g. happy=0.15")
         if not self.methods:
             raise flag_error("methods", f"give at least one of {', '.join(METHODS)}")
         for name in ("fractions",):
@@ -174,6 +184,10 @@ class TrainArguments:
             raise flag_error("push_to_hub", "needs --hub_model_id")
         if self.push_to_hub and not self.final_model:
             raise flag_error("push_to_hub", "needs the final model (--final_model true)")
+
+    @property
+    def imbalance_shares(self) -> dict[str, float]:
+        return {k: float(v) for k, _, v in (item.partition("=") for item in self.imbalance or [])}
 
     @property
     def seed_list(self) -> list[int]:

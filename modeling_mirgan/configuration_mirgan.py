@@ -32,6 +32,9 @@ class MirganConfig(PreTrainedConfig):
         generator_noise_scale (`float`, defaults to 1.0): std of `z`.
         generator_hidden_sizes (`list[int]`, defaults to `[256, 256]`): generator MLP widths; `[]` is the
             paper's linear generator.
+        generator_rank (`int`, defaults to 32): the generator emits coordinates in the top-`rank` principal
+            subspace of its real training samples (scaled by their spread, plus their mean); 0 emits free
+            `d`-dimensional vectors (the paper's form).
         generator_conditioning (`str`, defaults to `"film"`): the class enters as a concatenated one-hot
             (`concat`) or as a per-class scale and shift of every hidden layer (`film`, conditional norm).
         generator_text_condition (`str`, defaults to `"auto"`): condition `G` on the projected embedding of a
@@ -72,6 +75,7 @@ class MirganConfig(PreTrainedConfig):
     noise_dim: int = 64
     generator_noise_scale: float = 1.0
     generator_hidden_sizes: list[int] | None = None
+    generator_rank: int = 32
     generator_conditioning: str = "film"
     generator_text_condition: str = "auto"
     discriminator_hidden_sizes: list[int] | None = None

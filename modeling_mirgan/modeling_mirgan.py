@@ -95,7 +95,24 @@ class FeatureGenerator(nn.Module):
             if film:
                 self.films.append(nn.Embedding(k, 2 * size))
             in_dim = size
-        self.out = nn.Linear(in_dim, config.sample_dim)
+        rank = config.generator_rank
+        self.out = nn.Linear(in_dim, rank or config.sample_dim)
+        # Output in the principal subspace of the real training samples (``fit_basis``): with a few hundred
+        # rows in a 256-d space, the real features span a small subspace and anything outside it is
+        # trivially detectable. ``basis`` rows are the components scaled by their standard deviation.
+        self.register_buffer("basis", torch.zeros(rank, config.sample_dim))
+        self.register_buffer("offset", torch.zeros(config.sample_dim))
+
+    @torch.no_grad()
+    def fit_basis(self, real: torch.Tensor) -> None:
+        """The mean and top principal components of the real samples the generator learns from."""
+        if not self.config.generator_rank:
+            return
+        self.offset.copy_(real.mean(0))
+        _, s, v = torch.linalg.svd(real - self.offset, full_matrices=False)
+        r = min(self.config.generator_rank, len(s))
+        self.basis.zero_()
+        self.basis[:r] = v[:r] * (s[:r] / max(len(real) - 1, 1) ** 0.5)[:, None]
 
     @property
     def uses_text(self) -> bool:
@@ -115,6 +132,8 @@ class FeatureGenerator(nn.Module):
                 scale, shift = self.films[i](labels).chunk(2, -1)
                 x = nn.functional.layer_norm(x, x.shape[-1:]) * (1 + scale) + shift
             x = nn.functional.leaky_relu(x, 0.2)
+        if self.config.generator_rank:
+            return self.out(x) @ self.basis + self.offset
         return self.out(x)
 
 
@@ -168,6 +187,18 @@ class MirganPreTrainedModel(PreTrainedModel):
             for tensor in [*model.parameters(), *model.buffers()]:
                 tensor.data = tensor.data.clone()
         return model
+
+    def push_to_hub(self, repo_id: str, *, processor=None, results: dict | None = None, **kwargs):
+        """Push the model with its processor and its mirgan model card (not the blank transformers one).
+
+        processor: default, the one saved beside the folder the model was loaded from. results: a
+        ``results.json`` dict to write the card from; default, that folder's card, retargeted to
+        ``repo_id``. Other arguments as ``transformers``' ``push_to_hub``. See ``hub.push_model_object``."""
+        try:  # absolute and in a try: remote-code copies of this file neither need nor copy hub.py
+            from modeling_mirgan.hub import push_model_object
+        except ImportError:  # loaded with trust_remote_code, package not installed
+            return super().push_to_hub(repo_id, **kwargs)
+        return push_model_object(self, repo_id, processor=processor, results=results, **kwargs)
 
     def _init_weights(self, module):
         if isinstance(module, MirganForEmotionClassification):

@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if args.text is not None:
             print("note: a unimodal model ignores --text", file=sys.stderr)
     elif args.text is None:
-        from datasets_scripts.transcripts import asr_function
+        from modeling_mirgan.transcripts import asr_function
 
         asr = asr_function(args.asr_model, args.asr_language, args.asr_batch_size, processor.sampling_rate)
     results = predict(model, processor, [str(f) for f in files], args.text, args.window_seconds, args.batch_size,

@@ -439,6 +439,7 @@ def train_stage2(model, real: torch.Tensor, labels: torch.Tensor, text: torch.Te
     for module in (model.generator, model.discriminator):
         for layer in module.modules():
             model._init_weights(layer)
+    model.generator.fit_basis(real)
     g_params, d_params = list(model.generator.parameters()), list(model.discriminator.parameters())
     freeze_all_but(model, g_params + d_params)
     g_opt = torch.optim.Adam(g_params, lr=args.gan_lr, betas=(0.5, 0.999), foreach=True)

@@ -33,7 +33,7 @@ from .stages import CorpusFeatures
 
 logger = logging.getLogger("mirgan")
 REPORTED_CONFIG = ("mode", "layer_pooling", "projection_dim", "noise_dim", "generator_noise_scale", "generator_hidden_sizes",
-                   "generator_conditioning", "generator_text_condition", "discriminator_hidden_sizes", "adversarial_loss",
+                   "generator_rank", "generator_conditioning", "generator_text_condition", "discriminator_hidden_sizes", "adversarial_loss",
                    "lambda_mmd", "lambda_con", "lambda_im", "lambda_info", "info_target", "lambda_text_info")
 
 
@@ -51,6 +51,17 @@ def stratified_subsample(labels: np.ndarray, fraction: float, seed: int) -> np.n
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
         keep.extend(rng.permutation(idx)[: max(2, int(round(fraction * len(idx))))])
+    return np.sort(np.array(keep))
+
+
+def imbalanced_subsample(labels: np.ndarray, shares: dict[int, float], seed: int) -> np.ndarray:
+    """Indices keeping ``shares[c]`` of class c's rows (at least 2), all rows of the other classes."""
+    rng = np.random.default_rng(seed + 7)
+    keep = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        n = max(2, int(round(shares[c] * len(idx)))) if c in shares else len(idx)
+        keep.extend(rng.permutation(idx)[:n])
     return np.sort(np.array(keep))
 
 
@@ -189,7 +200,7 @@ def prepare_transcripts(dataset, data_args: DataArguments, config_defaults: dict
     """Ground-truth or ASR transcripts; what to do where they are missing. Returns (dataset, transcripts info, use_text)."""
     transcripts = {"source": "ground truth"}
     if data_args.transcripts == "asr":
-        from datasets_scripts.transcripts import transcribe_dataset
+        from .transcripts import transcribe_dataset
 
         from .encoders import cache_dir as default_cache
 
@@ -340,6 +351,10 @@ def train_mirgan(dataset, protocol, data_args: DataArguments | None = None, mode
     bar = tqdm(total=len(folds) * len(args.seed_list) * len(args.fractions), desc="folds", disable=not (main and show_bars))
     tracker_ready = False
     text_condition = model.config.generator_text_condition
+    unknown = [c for c in args.imbalance_shares if c not in classes]
+    if unknown:
+        raise ValueError(f"--imbalance: {unknown} not among the classes {classes}")
+    imbalance = {classes.index(c): share for c, share in args.imbalance_shares.items()}
     for fold_i, fold in enumerate(folds):
         column = dataset[fold.column]
         train_idx, test_idx = fold.split(column)
@@ -353,6 +368,8 @@ def train_mirgan(dataset, protocol, data_args: DataArguments | None = None, mode
                 model.config.generator_text_condition = text_condition
                 base_seed = seed * 100003 + fold_i * 1009 + int(fraction * 100)
                 sub = np.asarray(train_idx)[stratified_subsample(label_ids[train_idx].numpy(), fraction, base_seed)]
+                if imbalance:  # the same cut for every method: a class-imbalance regime
+                    sub = sub[imbalanced_subsample(label_ids[sub].numpy(), imbalance, base_seed)]
                 if adapting:  # adapted on the whole training fold (validation speakers included, test speakers never)
                     features, data = adapted(list(sub), base_seed)
                 if fold.validation_values:  # an official development partition (e.g. MSP-Podcast)

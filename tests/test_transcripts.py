@@ -11,7 +11,7 @@ import pytest
 import torch
 from datasets import Dataset
 
-from datasets_scripts.transcripts import (
+from modeling_mirgan.transcripts import (
     asr_cache_path,
     chunk_spans,
     edit_distance,
@@ -211,7 +211,7 @@ def test_predict_transcribes_each_window_for_a_multimodal_model(tmp_path):
     from modeling_mirgan import MirganForEmotionClassification, MirganProcessor
     from modeling_mirgan.predict import main, predict, write
 
-    from datasets_scripts.transcripts import asr_function
+    from modeling_mirgan.transcripts import asr_function
 
     folder = save_tiny(tmp_path / "model", "multimodal")
     files = speech_files()

@@ -31,7 +31,7 @@ from datasets import Dataset, Features, Value
 
 from processing.audio import load_audio, to_mono_16k
 
-from .features import audio_durations, cached_map, fingerprint, rows_signature
+from datasets_scripts.features import audio_durations, cached_map, fingerprint, rows_signature
 
 logger = logging.getLogger("mirgan")
 
@@ -63,7 +63,7 @@ class ASRModel:
 @functools.lru_cache(maxsize=None)
 def resolve_asr(model_name: str) -> tuple[Path, str]:
     """(local folder, weights hash) of an ASR model name; resolved once per process."""
-    from modeling_mirgan.encoders import resolve_pretrained, weights_hash
+    from .encoders import resolve_pretrained, weights_hash
 
     folder = resolve_pretrained(model_name)
     return folder, weights_hash(folder)
@@ -227,7 +227,7 @@ def asr_cache_path(dataset: Dataset, model_name: str, cache_dir: str | Path, lan
 
 
 def default_cache_dir() -> Path:
-    from modeling_mirgan.encoders import cache_dir
+    from .encoders import cache_dir
 
     return cache_dir() / "transcripts"
 
