@@ -3,7 +3,11 @@
 Models: ``push_model(model_dir, repo_id)`` uploads the folder ``train.py`` writes (``save_pretrained``
 of the model and processor plus ``card.write_model_card``): config.json, model.safetensors, the
 processor/feature-extractor and tokenizer files, the custom code files that ``auto_map`` points to
-(so ``trust_remote_code=True`` works without this package) and the README.md model card.
+(so ``trust_remote_code=True`` works without this package) and the README.md model card, rewritten
+so that its "How to use" code names ``repo_id`` (``card.retarget_card``), all in one commit.
+``model.push_to_hub(repo_id)`` goes through ``push_model_object``: the model, its processor (given,
+or the one saved beside the folder the model was loaded from) and the mirgan card (that folder's,
+one written from ``results``, or one from what the config knows), never the blank transformers card.
 
 Datasets: ``push_dataset(folder, repo_id)`` loads a ``save_to_disk`` folder and pushes it with
 ``push_to_hub``, i.e. as Parquet shards under ``data/`` plus a README.md whose ``configs`` and
@@ -24,14 +28,25 @@ Authentication: ``token`` or, when omitted, ``HF_TOKEN`` / the token saved by ``
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import logging
 import re
+import tempfile
 from pathlib import Path
 
 from huggingface_hub import HfApi
 
 logger = logging.getLogger(__name__)
+HTTP_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "urllib3", "huggingface_hub", "filelock")
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+
+
+def quiet_http_logging(level: int = logging.WARNING) -> None:
+    """Hub and HTTP client loggers at WARNING: no ``INFO HTTP Request: ...`` line per Hub call when the
+    application logs at INFO (call it after ``logging.basicConfig``)."""
+    for name in HTTP_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.getLogger(name).level))
 
 # Never uploaded from a model folder: pickled weights/training state, caches, editor and OS files.
 MODEL_IGNORE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt", "optimizer*", "scheduler*", "rng_state*",
@@ -79,23 +94,106 @@ def check_model_folder(model_dir: str | Path) -> Path:
                          "trust_remote_code=True loading would fail")
     if not (folder / "README.md").is_file():
         logger.warning("%s has no README.md: the model is pushed without a model card", folder)
+    if not any((folder / name).is_file() for name in PROCESSOR_FILES):
+        logger.warning("%s has no processor (%s): pipeline() on the pushed repo will find no feature extractor; "
+                       "save it with processor.save_pretrained(folder)", folder, " or ".join(PROCESSOR_FILES))
     return folder
 
 
-def push_model(model_dir: str | Path, repo_id: str, token: str | None = None, private: bool = False,
-               commit_message: str | None = None) -> str:
-    """Create ``repo_id`` if needed and upload a saved model folder; returns the commit URL."""
-    folder = check_model_folder(model_dir)
+def _model_files(folder: Path) -> list[Path]:
+    files = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if path.is_file() and not any(fnmatch.fnmatch(relative, p) or fnmatch.fnmatch(path.name, p)
+                                      for p in MODEL_IGNORE_PATTERNS):
+            files.append(path)
+    return files
+
+
+def _push_folder(folder: Path, repo_id: str, token=None, private: bool | None = False, commit_message: str | None = None,
+                 commit_description: str | None = None, revision: str | None = None, create_pr: bool = False,
+                 tags: list[str] | None = None):
+    """One commit of a checked model folder, its README.md card retargeted to the repo id; a CommitInfo."""
+    from huggingface_hub import CommitOperationAdd
+
+    from .card import retarget_card
+
     api = HfApi(token=token)
-    repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    info = api.upload_folder(
-        folder_path=folder,
-        repo_id=repo_url.repo_id,
-        repo_type="model",
-        commit_message=commit_message or f"Upload mirgan model from {folder.name}",
-        ignore_patterns=MODEL_IGNORE_PATTERNS,
-    )
-    return info.commit_url or str(repo_url)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model").repo_id
+    operations = []
+    for path in _model_files(folder):
+        relative = path.relative_to(folder).as_posix()
+        if relative == "README.md":
+            card = retarget_card(path.read_text(encoding="utf-8"), repo_id)
+            if tags:
+                card = _add_tags(card, tags)
+            operations.append(CommitOperationAdd(path_in_repo=relative, path_or_fileobj=card.encode("utf-8")))
+        else:
+            operations.append(CommitOperationAdd(path_in_repo=relative, path_or_fileobj=str(path)))
+    return api.create_commit(repo_id, operations, commit_message=commit_message or f"Upload mirgan model from {folder.name}",
+                             commit_description=commit_description, repo_type="model", revision=revision,
+                             create_pr=create_pr)
+
+
+def _add_tags(card_text: str, tags: list[str]) -> str:
+    from huggingface_hub import ModelCard
+
+    card = ModelCard(card_text)
+    card.data.tags = list(dict.fromkeys([*(card.data.tags or []), *tags]))
+    return str(card)
+
+
+def push_model(model_dir: str | Path, repo_id: str, token: str | None = None, private: bool = False,
+               commit_message: str | None = None, revision: str | None = None, create_pr: bool = False) -> str:
+    """Create ``repo_id`` if needed and upload a saved model folder in one commit; returns the commit URL.
+
+    The folder's README.md is uploaded with its "How to use" code naming ``repo_id``; the local file
+    is left as it is."""
+    folder = check_model_folder(model_dir)
+    info = _push_folder(folder, repo_id, token, private, commit_message, revision=revision, create_pr=create_pr)
+    return info.pr_url or info.commit_url
+
+
+def push_model_object(model, repo_id: str, *, processor=None, results: dict | None = None, commit_message: str | None = None,
+                      commit_description: str | None = None, private: bool | None = None, token=None,
+                      revision: str | None = None, create_pr: bool = False, max_shard_size="50GB",
+                      tags: list[str] | str | None = None, **unused):
+    """What ``MirganForEmotionClassification.push_to_hub`` does: save the model, its processor and its
+    mirgan card into a temporary folder and push that folder in one commit. Returns the CommitInfo.
+
+    processor: default, the processor saved in the folder the model was loaded from (``name_or_path``).
+    The card: that folder's README.md when it is a mirgan card, else one written from ``results``
+    (a ``results.json`` dict), else one from what the config knows (no metrics)."""
+    from .card import basic_model_card, write_model_card
+
+    if unused:
+        logger.warning("push_to_hub: ignoring unsupported arguments %s", sorted(unused))
+    source = Path(str(getattr(model, "name_or_path", "") or "")).expanduser()
+    source = source if str(source) not in ("", ".") and source.is_dir() else None
+    if processor is None and source is not None and any((source / n).is_file() for n in PROCESSOR_FILES):
+        from transformers import AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(str(source))
+    if processor is None:
+        logger.warning("push_to_hub: no processor given and none saved beside the model; pass processor=...")
+    with tempfile.TemporaryDirectory(prefix="mirgan-push-") as tmp:
+        folder = Path(tmp) / repo_id.split("/")[-1]
+        if getattr(model.config, "architectures", None) is None:
+            model.config.architectures = [type(model).__name__]
+        model.save_pretrained(folder, max_shard_size=max_shard_size)
+        if processor is not None:
+            processor.save_pretrained(folder)
+        card_file = folder / "README.md"
+        local_card = source / "README.md" if source is not None else None
+        if results is not None:
+            write_model_card(folder, results, repo_id=repo_id)
+        elif local_card is not None and local_card.is_file() and "mirgan" in local_card.read_text(encoding="utf-8"):
+            card_file.write_text(local_card.read_text(encoding="utf-8"), encoding="utf-8")
+        else:
+            card_file.write_text(basic_model_card(model.config, repo_id), encoding="utf-8")
+        check_model_folder(folder)
+        return _push_folder(folder, repo_id, token, private, commit_message, commit_description, revision, create_pr,
+                            [tags] if isinstance(tags, str) else tags)
 
 
 def _merge_cards(pushed_text: str, local_text: str) -> str:
@@ -159,6 +257,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--commit_message", default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    quiet_http_logging()
     if not re.fullmatch(r"[\w.-]+/[\w.-]+|[\w.-]+", args.repo_id):
         parser.error(f"--repo_id {args.repo_id!r}: expected namespace/name")
     try:

@@ -156,3 +156,194 @@ def test_unreadable_file_is_named_permission_denied(tmp_path, emodb_files, monke
         monkeypatch.setattr(builtins, "open", denying_open)
     with pytest.raises(AudioError, match=r"locked\.wav: permission denied"):
         load_audio(clip)
+
+
+# ---------------------------------------------------------------- loading: silent wrong results and unnamed errors
+
+
+@pytest.fixture
+def saved(tmp_path):
+    from tests.test_modeling import tiny_model
+
+    model = tiny_model()
+    model.save_pretrained(tmp_path / "model")
+    return model, tmp_path / "model"
+
+
+def rewrite_weights(folder: Path, change) -> None:
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(folder / "model.safetensors")
+    change(state)
+    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+
+
+def test_model_with_missing_heads_is_refused_naming_them(saved):
+    from modeling_mirgan import MirganForEmotionClassification
+
+    _, folder = saved
+    rewrite_weights(folder, lambda s: [s.pop("classifier.weight"), s.pop("classifier.bias")])
+    with pytest.raises(ValueError, match=r"lacks weights classifier\.bias, classifier\.weight"):
+        MirganForEmotionClassification.from_pretrained(folder)
+
+
+def test_model_with_nan_weights_is_refused(saved):
+    from modeling_mirgan import MirganForEmotionClassification
+
+    _, folder = saved
+    rewrite_weights(folder, lambda s: s["audio_projection.weight"].view(-1)[:3].fill_(float("nan")))
+    with pytest.raises(ValueError, match=r"NaN/inf values \(audio_projection\.weight\)"):
+        MirganForEmotionClassification.from_pretrained(folder)
+
+
+def test_model_folder_errors_name_the_folder_and_problem(saved, tmp_path):
+    from modeling_mirgan import MirganForEmotionClassification
+
+    _, folder = saved
+    for missing in (tmp_path / "outputs" / "run" / "model", tmp_path / "model-typo"):
+        with pytest.raises(ValueError, match=rf"{missing.name}: no such folder"):
+            MirganForEmotionClassification.from_pretrained(missing)
+    config = json.loads((folder / "config.json").read_text())
+    config["id2label"] = {"0": "angry", "1": "happy", "2": "neutral", "7": "sad"}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"config\.json: id2label must number the classes 0\.\.3, found ids \[0, 1, 2, 7\] "
+                                         r"\(missing \[3, 4, 5, 6\]\)"):
+        MirganForEmotionClassification.from_pretrained(folder)
+    (folder / "config.json").write_text("")
+    with pytest.raises(ValueError, match=r"config\.json: damaged or truncated config file"):
+        MirganForEmotionClassification.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.999, 0.0001])
+def test_truncated_safetensors_names_the_file(saved, keep):
+    from modeling_mirgan import MirganForEmotionClassification
+
+    _, folder = saved
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: max(int(len(data) * keep), 4)])
+    with pytest.raises(ValueError, match=r"model\.safetensors: damaged or truncated safetensors file"):
+        MirganForEmotionClassification.from_pretrained(folder)
+
+
+def test_trainer_output_and_checkpoints_load_without_unpickling(tmp_path, monkeypatch):
+    """Fine-tune with transformers.Trainer, reload the output folder and a checkpoint; pickled weights stay refused."""
+    import pickle
+
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    from modeling_mirgan import MirganForEmotionClassification
+    from tests.test_modeling import tiny_model
+
+    model = tiny_model().train()
+    layers, dim = model.config.num_audio_layers, model.config.audio_hidden_size
+    generator = torch.Generator().manual_seed(0)
+    rows = [{"audio_layer_features": torch.randn(layers, dim, generator=generator), "labels": i % 4} for i in range(32)]
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, max_steps=4, per_device_train_batch_size=8,
+                             save_steps=2, learning_rate=1e-2, report_to=[], disable_tqdm=True, logging_steps=100)
+    trainer = Trainer(model=model, args=args, train_dataset=rows)
+    trainer.train()
+    trainer.save_model(str(tmp_path / "out"))
+    checkpoint = tmp_path / "out" / "checkpoint-2"
+    assert (tmp_path / "out" / "training_args.bin").is_file() and (checkpoint / "optimizer.pt").is_file()
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("a Trainer state file was unpickled")
+
+    monkeypatch.setattr(pickle, "load", no_unpickling)
+    monkeypatch.setattr(pickle, "loads", no_unpickling)
+    monkeypatch.setattr(torch, "load", no_unpickling)
+    trained_state = model.state_dict()
+    loaded = MirganForEmotionClassification.from_pretrained(tmp_path / "out")
+    assert all(torch.equal(trained_state[k], v) for k, v in loaded.state_dict().items())
+    from_checkpoint = MirganForEmotionClassification.from_pretrained(checkpoint)
+    assert not torch.equal(from_checkpoint.classifier.weight, loaded.classifier.weight)  # step 2, not step 4
+    (checkpoint / "model.safetensors").rename(checkpoint / "pytorch_model.bin")  # pickled weights alone: refused
+    with pytest.raises(ValueError, match=r"pickle files \['pytorch_model\.bin'\] \(instead of model\.safetensors\)"):
+        MirganForEmotionClassification.from_pretrained(checkpoint)
+
+
+# ---------------------------------------------------------------- lost output: model replacement, state files
+
+
+def test_model_killed_between_renames_is_recovered_by_the_loader(saved, tmp_path):
+    """The state a SIGKILL left in issue 15: .model.old and .model.tmp, no model/ -> a complete model loads."""
+    from modeling_mirgan import MirganForEmotionClassification
+
+    model, folder = saved
+    shutil.copytree(folder, tmp_path / ".model.tmp")
+    folder.rename(tmp_path / ".model.old")
+    loaded = MirganForEmotionClassification.from_pretrained(folder)
+    assert loaded.config.id2label == model.config.id2label
+    assert (folder / "model.safetensors").is_file() and not (tmp_path / ".model.old").exists()
+
+
+KILL_LOOP = """
+import importlib.util, shutil, sys
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("safe_io", "modeling_mirgan/safe_io.py")  # without the package's imports
+safe_io = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(safe_io)
+if sys.argv[2] == "fallback":
+    safe_io._exchange = lambda a, b: False
+root = Path(sys.argv[1])
+i = 0
+while True:
+    tmp = root / ".model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(root / ("A" if i % 2 else "B"), tmp)
+    safe_io.replace_folder(tmp, root / "model", durable=False)
+    i += 1
+    if i == 3:
+        print("running", flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["exchange", "fallback"])
+def test_sigkill_at_any_point_of_replace_folder_leaves_a_complete_model(tmp_path, mode):
+    """Kill a loop of replacements at random instants: after recovery model/ is always version A or B, whole."""
+    import random
+    import signal
+    import time
+
+    from modeling_mirgan.safe_io import recover_folder
+
+    versions = {}
+    for name in ("A", "B"):
+        (tmp_path / name).mkdir()
+        for k in range(30):
+            (tmp_path / name / f"part{k}.bin").write_bytes(name.encode() * (20000 + k))
+        versions[name] = sorted((p.name, p.read_bytes()) for p in (tmp_path / name).iterdir())
+    shutil.copytree(tmp_path / "A", tmp_path / "model")
+    rng = random.Random(0)
+    for attempt in range(12):
+        proc = subprocess.Popen([sys.executable, "-c", KILL_LOOP, str(tmp_path), mode], cwd=ROOT, stdout=subprocess.PIPE,
+                                text=True)
+        assert proc.stdout.readline().strip() == "running"
+        time.sleep(rng.uniform(0, 0.2))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert recover_folder(tmp_path / "model") == tmp_path / "model"
+        content = sorted((p.name, p.read_bytes()) for p in (tmp_path / "model").iterdir())
+        assert content in (versions["A"], versions["B"]), f"attempt {attempt}: an incomplete model/"
+
+
+def test_state_file_and_json_writes(tmp_path, monkeypatch):
+    from modeling_mirgan.safe_io import read_json_state, write_json_atomic
+
+    state = tmp_path / "checkpoints" / "state.json"
+    assert read_json_state(state) is None
+    write_json_atomic(state, {"run_key": "k", "runs": {}})
+    assert read_json_state(state) == {"run_key": "k", "runs": {}}
+    for damage in ("", '{"run_key": "k", "ru', "[1, 2]"):
+        state.write_text(damage)
+        with pytest.raises(ValueError, match=r"state\.json: .*delete it or run without --resume"):
+            read_json_state(state)
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        write_json_atomic(state, {"big": 1})
+    assert sorted(p.name for p in state.parent.iterdir()) == ["state.json"]  # no temporary file left behind

