@@ -24,16 +24,12 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 
 
 def refuse_pickled_weights(folder: Path) -> None:
-    """ValueError if ``folder`` holds pickle files: loading them could run arbitrary code."""
-    pickled = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES)
-    if pickled:
-        has_safetensors = any(folder.glob("*.safetensors"))
-        raise ValueError(
-            f"{folder}: refusing to load a checkpoint that carries pickle files {pickled} "
-            f"({'beside' if has_safetensors else 'instead of'} model.safetensors). Pickled weights can run code "
-            "when loaded; mirgan loads weights only from safetensors. Remove the pickle files if you trust the "
-            "safetensors weights, or re-save the model from a trusted source with save_pretrained()."
-        )
+    """ValueError if ``folder`` holds pickled weights (loading them could run arbitrary code), or is
+    otherwise not loadable as saved (see ``loading.check_folder``). Trainer's state files
+    (``training_args.bin``, ``optimizer.pt``, ...) are allowed: they are never read."""
+    from .loading import check_folder
+
+    check_folder(Path(folder))
 
 
 def check_label_set(config: MirganConfig, labels, where: str = "the data") -> list[str]:
@@ -177,16 +173,21 @@ class MirganPreTrainedModel(PreTrainedModel):
         for flag in ("from_tf", "from_flax", "gguf_file"):
             if kwargs.get(flag):
                 raise ValueError(f"mirgan models load only from safetensors; {flag} is not supported")
+        from .loading import check_loaded, locate
+
         kwargs["use_safetensors"] = True
-        folder = Path(str(pretrained_model_name_or_path)).expanduser()
-        if folder.is_dir():
-            folder = folder / kwargs["subfolder"] if kwargs.get("subfolder") else folder
+        folder = locate(pretrained_model_name_or_path, kwargs.get("subfolder") or "")  # None: a Hub id
+        if folder is not None:
             refuse_pickled_weights(folder)
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+            # the folder itself: it may have been recovered from an interrupted replacement
+            pretrained_model_name_or_path = locate(pretrained_model_name_or_path)
+        want_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        check_loaded(model, info, str(folder or pretrained_model_name_or_path))
         with torch.no_grad():
             for tensor in [*model.parameters(), *model.buffers()]:
                 tensor.data = tensor.data.clone()
-        return model
+        return (model, info) if want_info else model
 
     def push_to_hub(self, repo_id: str, *, processor=None, results: dict | None = None, **kwargs):
         """Push the model with its processor and its mirgan model card (not the blank transformers one).
