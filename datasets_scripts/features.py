@@ -16,6 +16,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -56,11 +58,54 @@ def file_digest(path: Path) -> str:
 
 
 def write_cache_digest(path: Path) -> None:
-    """Mark ``path`` complete: its checksum, written to a temporary file and renamed into place."""
+    """Mark ``path`` complete: its checksum, written to a temporary file and renamed into place
+    (removed again if the write fails, e.g. on a full disk)."""
     marker = digest_path(path)
     tmp = marker.with_name(f".{marker.name}.tmp{os.getpid()}")
-    tmp.write_text(file_digest(path) + "\n")
-    os.replace(tmp, marker)
+    try:
+        tmp.write_text(file_digest(path) + "\n")
+        os.replace(tmp, marker)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_cache_folder(folder: Path) -> None:
+    """Remove what no verified read may ever use: the temporary files and folders of writes whose
+    process is gone (a kill, a full disk), and ``cache-*.arrow`` files, which ``datasets`` writes
+    for derived datasets without a checksum and would reuse unverified (this package never
+    creates them; older versions did)."""
+    for item in folder.glob(".tmp-*"):  # private folders of cached_map: .tmp-<pid>-<random>
+        pid = item.name.split("-")[1] if item.name.count("-") >= 2 else ""
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(item, ignore_errors=True)
+    for item in folder.glob(".*.tmp*"):  # checksum and merge temporaries: .<name>.tmp<pid>
+        pid = item.name.rsplit(".tmp", 1)[-1]
+        if pid.isdigit() and not _pid_alive(int(pid)) and item.is_file():
+            item.unlink(missing_ok=True)
+    for item in folder.glob("cache-*.arrow"):
+        logger.warning("feature cache: removing %s, a datasets cache file without a checksum that would be "
+                       "read unverified", item)
+        item.unlink(missing_ok=True)
+
+
+def check_verified(dataset: Dataset) -> Dataset:
+    """``dataset`` if every file it reads has its checksum beside it (was verified); else RuntimeError."""
+    for entry in dataset.cache_files:
+        path = Path(entry["filename"])
+        if not digest_path(path).exists():
+            raise RuntimeError(f"feature cache: {path} would be read without a checksum; this is a bug, please report it")
+    return dataset
 
 
 def load_cached(path: Path, n_rows: int) -> Dataset | None:
@@ -68,6 +113,7 @@ def load_cached(path: Path, n_rows: int) -> Dataset | None:
 
     Complete means: its checksum file exists and matches (so a flipped byte is caught, not only a
     truncation), Arrow can read it, and it holds rows 0..n_rows-1 in order."""
+    clean_cache_folder(path.parent)
     if not path.exists():
         return None
     marker = digest_path(path)
@@ -122,29 +168,30 @@ def cached_map(dataset: Dataset, function, cache_path: Path, features: Features,
     if rank != 0:
         result = load_cached(cache_path, len(dataset))
     if result is not None:
-        return result.remove_columns("_row"), True
+        return check_verified(result.remove_columns("_row")), True
     remove = [c for c in dataset.column_names if c != "_row"]
     if rank == 0:
         digest_path(cache_path).unlink(missing_ok=True)  # a checksum left without its file
     if world_size == 1:
-        # datasets writes a temporary file in the same folder and renames it: a crash leaves no partial file
-        dataset.map(function, batched=True, batch_size=batch_size, features=features, remove_columns=remove,
-                    cache_file_name=str(cache_path), load_from_cache_file=False, desc=desc,
-                    new_fingerprint=map_fingerprint(cache_path))
+        private_map(dataset, function, cache_path, dict(batched=True, batch_size=batch_size, features=features,
+                                                        remove_columns=remove, desc=desc))
         write_cache_digest(cache_path)
     else:
         shard_path = cache_path.with_name(f"{cache_path.stem}.shard{rank}of{world_size}.arrow")
         shard = dataset.shard(num_shards=world_size, index=rank, contiguous=True)
-        shard.map(function, batched=True, batch_size=batch_size, features=features, remove_columns=remove,
-                  cache_file_name=str(shard_path), load_from_cache_file=False, desc=desc,
-                  new_fingerprint=map_fingerprint(shard_path))
+        private_map(shard, function, shard_path, dict(batched=True, batch_size=batch_size, features=features,
+                                                      remove_columns=remove, desc=desc))
         barrier()
         if rank == 0:
             shards = [cache_path.with_name(f"{cache_path.stem}.shard{r}of{world_size}.arrow") for r in range(world_size)]
             merged = concatenate_datasets([Dataset.from_file(str(p)) for p in shards])
-            tmp = cache_path.with_name(f".{cache_path.name}.tmp")
-            merged.flatten_indices(cache_file_name=str(tmp))
-            os.replace(tmp, cache_path)
+            tmp = cache_path.with_name(f".{cache_path.name}.tmp{os.getpid()}")
+            try:
+                merged.flatten_indices(cache_file_name=str(tmp))
+                os.replace(tmp, cache_path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
             write_cache_digest(cache_path)
             for p in shards:
                 p.unlink()
@@ -152,7 +199,23 @@ def cached_map(dataset: Dataset, function, cache_path: Path, features: Features,
     result = load_cached(cache_path, len(dataset))
     if result is None:
         raise RuntimeError(f"feature cache {cache_path} could not be written")
-    return result.remove_columns("_row"), False
+    return check_verified(result.remove_columns("_row")), False
+
+
+def private_map(dataset: Dataset, function, path: Path, kwargs: dict) -> None:
+    """``dataset.map`` written to ``path`` through a private temporary folder beside it.
+
+    ``datasets`` writes a ``tmp*`` file beside its target and renames it; when the write fails (a
+    full disk, an exception in ``function``) that file stays. Here it lives in
+    ``.tmp-<pid>-<random>/``, removed on any failure (and by ``clean_cache_folder`` after a kill)."""
+    work = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".tmp-{os.getpid()}-"))
+    try:
+        target = work / path.name
+        dataset.map(function, cache_file_name=str(target), load_from_cache_file=False,
+                    new_fingerprint=map_fingerprint(path), **kwargs)
+        os.replace(target, path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def audio_durations(paths: list[str]) -> list[float]:

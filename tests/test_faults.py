@@ -347,3 +347,59 @@ def test_state_file_and_json_writes(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         write_json_atomic(state, {"big": 1})
     assert sorted(p.name for p in state.parent.iterdir()) == ["state.json"]  # no temporary file left behind
+
+
+# ---------------------------------------------------------------- feature cache: every file read is verified; no leftovers
+
+
+def cache_map(path: Path, n: int = 50):
+    from datasets import Dataset, Features, Sequence, Value
+
+    from datasets_scripts.features import cached_map
+
+    features = Features({"_row": Value("int64"), "y": Sequence(Value("float32"), length=8)})
+
+    def double(batch):
+        return {"_row": batch["_row"], "y": [[2.0 * x] * 8 for x in batch["x"]]}
+
+    return cached_map(Dataset.from_dict({"x": list(range(n))}), double, path, features, batch_size=16)
+
+
+def test_disk_full_during_a_cache_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    from datasets import arrow_writer
+
+    path = tmp_path / "cache" / "encoder-x.arrow"
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:  # a full disk fails every write, the final flush included
+        patch.setattr(arrow_writer.ArrowWriter, "write_batch", disk_full)
+        patch.setattr(arrow_writer.ArrowWriter, "finalize", disk_full)
+        with pytest.raises(OSError, match="No space left"):
+            cache_map(path)
+    assert sorted(p.name for p in path.parent.iterdir()) == []
+    result, hit = cache_map(path)
+    assert not hit and result["y"][3][0] == 6.0
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, path.name + ".sha256"]
+
+
+def test_every_cache_file_read_has_a_checksum(tmp_path, caplog):
+    """A datasets ``cache-*.arrow`` (no checksum) beside the cache, damaged: never read; the rerun is unchanged."""
+    path = tmp_path / "cache" / "encoder-x.arrow"
+    result, _ = cache_map(path)
+    expected = result["y"][:]
+    result.select([3, 1, 2, 0]).map(lambda b: b, batched=True)  # datasets writes unverified cache-*.arrow files
+    derived = sorted(path.parent.glob("cache-*.arrow"))
+    assert derived
+    for item in derived:  # a flipped byte in each
+        data = bytearray(item.read_bytes())
+        data[len(data) // 2] ^= 0x5A
+        item.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="mirgan"):
+        again, hit = cache_map(path)
+    assert hit and again["y"][:] == expected
+    assert "without a checksum" in caplog.text
+    arrows = sorted(p for p in path.parent.iterdir() if p.suffix == ".arrow")
+    assert arrows == [path] and all(p.with_name(p.name + ".sha256").is_file() for p in arrows)
+    assert all(Path(f["filename"]).with_name(Path(f["filename"]).name + ".sha256").is_file() for f in again.cache_files)
