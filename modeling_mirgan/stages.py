@@ -274,6 +274,7 @@ def l2_penalty(modules: list[nn.Module]) -> torch.Tensor:
 class Stage1Result:
     weight_decay: float
     epochs: int
+    lambda_con: float | None = None
     validation_ua: float | None = None
     curve: list[dict] = field(default_factory=list)
 
@@ -328,10 +329,10 @@ def stage1_embeddings(model, data: CorpusFeatures, rows: torch.Tensor | None = N
 @torch.no_grad()
 def heads_ua(model, audio: torch.Tensor, text: torch.Tensor, labels: torch.Tensor) -> float:
     """UA of the current heads on encoder features (stage-1 validation checks)."""
-    was_training = model.training
-    model.eval()
+    was_training = model.dropout.training
+    model.dropout.eval()
     logits = model.classify(model.project_audio(audio), model.project_text(text) if model.config.multimodal else None)
-    model.train(was_training)
+    model.dropout.train(was_training)
     return scores(logits.argmax(-1), labels, model.config.num_labels)["ua"]
 
 
@@ -356,8 +357,9 @@ def train_stage1(model, data: CorpusFeatures, rows: torch.Tensor, args: TrainArg
     if validation is not None:  # gathered once: checked every ``eval_every`` epochs
         val_audio, val_text, val_labels = data.audio.gather(validation.numpy()), data.text[validation], labels[validation]
     curve, best = [], (-1.0, 0, None)
+    model.eval()
+    model.dropout.train()  # the heads' only train/eval difference: no recursion over the encoders every epoch
     for epoch in range(1, epochs + 1):
-        model.train()
         batches = [(rows, cached)] if full_batch else data.audio.batches(rows, args.batch_size, generator)
         for idx, audio in batches:
             mine = my_slice(torch.arange(len(idx)))
@@ -381,20 +383,26 @@ def train_stage1(model, data: CorpusFeatures, rows: torch.Tensor, args: TrainArg
     freeze_all_but(model, [])
     model.eval()
     check_ranks_agree(model, "stage1", HEAD_PREFIXES)
-    return Stage1Result(weight_decay, best[1] if validation is not None else epochs,
-                        best[0] if validation is not None else None, curve)
+    return Stage1Result(weight_decay=weight_decay, epochs=best[1] if validation is not None else epochs,
+                        lambda_con=model.config.lambda_con, validation_ua=best[0] if validation is not None else None,
+                        curve=curve)
 
 
 def select_stage1(model, data: CorpusFeatures, inner: torch.Tensor, validation: torch.Tensor, args: TrainArguments,
-                  seed: int) -> tuple[Stage1Result, dict]:
-    """The weight decay and epoch count with the best validation UA (ties: stronger decay, fewer epochs);
-    the model is left with those heads. Returns the choice and every candidate's validation UA."""
+                  seed: int, alignment_weights: tuple[float, ...]) -> tuple[Stage1Result, dict]:
+    """The alignment weight (``lambda_con``), weight decay and epoch count with the best validation UA
+    (ties: no alignment first, then stronger decay, fewer epochs); the model is left with those heads
+    and that ``lambda_con``. Returns the choice and every candidate's validation UA."""
     best, best_state, tried = None, None, {}
-    for wd in sorted(args.weight_decays, reverse=True):
-        result = train_stage1(model, data, inner, args, wd, args.stage1_epochs, seed, validation)
-        tried[str(wd)] = {"validation_ua": result.validation_ua, "epochs": result.epochs}
-        if best is None or result.validation_ua > best.validation_ua:
-            best, best_state = result, snapshot(model, HEAD_PREFIXES)
+    for lambda_con in sorted(set(alignment_weights)):
+        model.config.lambda_con = lambda_con
+        for wd in sorted(args.weight_decays, reverse=True):
+            result = train_stage1(model, data, inner, args, wd, args.stage1_epochs, seed, validation)
+            result.lambda_con = lambda_con
+            tried[f"lambda_con={lambda_con:g},weight_decay={wd:g}"] = {"validation_ua": result.validation_ua, "epochs": result.epochs}
+            if best is None or result.validation_ua > best.validation_ua:
+                best, best_state = result, snapshot(model, HEAD_PREFIXES)
+    model.config.lambda_con = best.lambda_con
     restore(model, best_state)
     return best, tried
 
@@ -548,7 +556,8 @@ def train_stage3(model, x: torch.Tensor, y: torch.Tensor, synth: torch.Tensor, s
         w = w * class_weights(y, model.config.num_labels)[ys]
     optimizer = torch.optim.Adam(params, lr=args.stage3_lr, foreach=True)
     generator = torch.Generator().manual_seed(seed)
-    model.train()
+    model.eval()
+    model.dropout.train()
     for _ in range(args.stage3_epochs):
         order = torch.randperm(len(xs), generator=generator) if len(xs) > args.batch_size else torch.arange(len(xs))
         for start in range(0, len(xs), args.batch_size):

@@ -147,25 +147,33 @@ def score(model, fit: Fit, data: CorpusFeatures, rows: torch.Tensor, method: str
     return stages.scores(logits.argmax(-1), data.labels[rows], model.config.num_labels)
 
 
-def fit_stage1(model, data, rows, args, seed, timing, weight_decay=None, epochs=None, validation=None):
-    """Stage 1 on ``rows``: chosen on ``validation`` rows, or with the given settings; then ``h, u`` of every row."""
+def fit_stage1(model, data, rows, args, seed, timing, weight_decay=None, epochs=None, validation=None, alignment_weights=()):
+    """Stage 1 on ``rows``: chosen on ``validation`` rows among ``alignment_weights`` (lambda_con) and the
+    weight decays, or with the given settings; then ``h, u`` of every row."""
     t0 = time.time()
     if validation is not None:
-        result, tried = stages.select_stage1(model, data, rows, validation, args, seed)
+        result, tried = stages.select_stage1(model, data, rows, validation, args, seed, alignment_weights or (model.config.lambda_con,))
         result.curve = [{"candidates": tried}] + result.curve
     else:
         result = stages.train_stage1(model, data, rows, args, weight_decay, epochs, seed)
+        result.lambda_con = model.config.lambda_con
     h_all, u_all = stages.stage1_embeddings(model, data)
     timing["stage1_s"] += time.time() - t0
     return Fit(result, stages.snapshot(model, stages.HEAD_PREFIXES), h_all, u_all)
 
 
+def alignment_candidates(model, args: TrainArguments) -> tuple[float, ...]:
+    """``lambda_con`` values stage 1 chooses from: the config's and, with ``select_alignment``, none."""
+    return (model.config.lambda_con, 0.0) if args.select_alignment else (model.config.lambda_con,)
+
+
 def run_fold(model, data: CorpusFeatures, sub: np.ndarray, inner: list[int], val: list[int], test: list[int],
              methods: list[str], args: TrainArguments, seed: int, timing: dict) -> dict:
-    """Select on validation rows, refit on the whole training part ``sub``, score ``test``."""
+    """Select on validation rows, refit on the whole training part ``sub``, score ``test``. Leaves the
+    model's ``lambda_con`` at the chosen value (callers reset it per fold)."""
     inner_t, val_t, sub_t, test_t = (torch.as_tensor(np.asarray(r, dtype=np.int64)) for r in (inner, val, sub, test))
-    # 1. choose stage-1 regularisation, then each method's synthetic ratio, on the validation rows
-    sel = fit_stage1(model, data, inner_t, args, seed, timing, validation=val_t)
+    # 1. choose stage-1 alignment and regularisation, then each method's synthetic ratio, on the validation rows
+    sel = fit_stage1(model, data, inner_t, args, seed, timing, validation=val_t, alignment_weights=alignment_candidates(model, args))
     stages.resolve_text_condition(model, data.groups[inner_t])
     fit_methods(model, data, sel, inner_t, methods, {m: method_ratios(m, args.synthetic_ratios) for m in methods},
                 args, seed, timing, realism_rows=val_t)
@@ -176,8 +184,8 @@ def run_fold(model, data: CorpusFeatures, sub: np.ndarray, inner: list[int], val
     # 2. refit with those choices on the whole training part, score the held-out speakers
     fit = fit_stage1(model, data, sub_t, args, seed, timing, weight_decay=sel.stage1.weight_decay, epochs=sel.stage1.epochs)
     fit_methods(model, data, fit, sub_t, methods, {m: [chosen[m]] for m in methods}, args, seed, timing)
-    result = {"stage1": {"weight_decay": sel.stage1.weight_decay, "epochs": sel.stage1.epochs,
-                         "validation_ua": sel.stage1.validation_ua},
+    result = {"stage1": {"lambda_con": sel.stage1.lambda_con, "weight_decay": sel.stage1.weight_decay,
+                         "epochs": sel.stage1.epochs, "validation_ua": sel.stage1.validation_ua},
               "methods": {"baseline": score(model, fit, data, test_t)}}
     for method in methods:
         s = score(model, fit, data, test_t, method, chosen[method])
@@ -267,10 +275,11 @@ def encoder_features(dataset, model, processor, cache_dir: Path, args: TrainArgu
 # --------------------------------------------------------------------------------------------
 
 
-def train_mirgan(dataset, protocol, data_args: DataArguments | None = None, model_args: ModelArguments | None = None,
+def train_mirgan(dataset, protocol=None, data_args: DataArguments | None = None, model_args: ModelArguments | None = None,
                  args: TrainArguments | None = None, skipped: dict | None = None, skipped_examples: dict | None = None) -> dict:
     """Cross-validate all three stages on ``dataset`` (unified schema: ``id, audio, label, speaker, gender,
-    text``) under ``protocol`` (its folds), train the final model, write the outputs; return the results."""
+    text``) under ``protocol`` (its folds; default: ``data_args.folds`` speaker folds, gender-balanced), train the
+    final model, write the outputs; return the results dict that ``train.py`` writes to ``results.json``."""
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
@@ -281,6 +290,19 @@ def train_mirgan(dataset, protocol, data_args: DataArguments | None = None, mode
     from .modeling_mirgan import from_encoders
 
     data_args, model_args, args = data_args or DataArguments(), model_args or ModelArguments(), args or TrainArguments()
+    if protocol is None:
+        from datasets_scripts.audiofolder import speaker_folds
+
+        missing = [c for c in ("id", "audio", "label", "speaker") if c not in dataset.column_names]
+        if missing:
+            raise ValueError(f"train_mirgan: the dataset lacks the columns {missing} of the unified schema "
+                             "(id, audio, label, speaker, gender, text)")
+        for column in ("gender", "text"):
+            if column not in dataset.column_names:
+                dataset = dataset.add_column(column, [""] * len(dataset))
+        classes = data_args.classes or sorted(set(dataset["label"]))
+        protocol = Protocol("speaker-folds", f"{data_args.folds} speaker-independent folds", classes,
+                            speaker_folds(dataset["speaker"], dataset["gender"], data_args.folds))
     skipped, skipped_examples = dict(skipped or {}), {k: list(v) for k, v in (skipped_examples or {}).items()}
     started = time.time()
     overrides = model_args.config_overrides()
@@ -350,7 +372,7 @@ def train_mirgan(dataset, protocol, data_args: DataArguments | None = None, mode
     show_bars = not args.disable_tqdm if args.disable_tqdm is not None else os.isatty(2)
     bar = tqdm(total=len(folds) * len(args.seed_list) * len(args.fractions), desc="folds", disable=not (main and show_bars))
     tracker_ready = False
-    text_condition = model.config.generator_text_condition
+    text_condition, lambda_con = model.config.generator_text_condition, model.config.lambda_con
     unknown = [c for c in args.imbalance_shares if c not in classes]
     if unknown:
         raise ValueError(f"--imbalance: {unknown} not among the classes {classes}")
@@ -365,7 +387,7 @@ def train_mirgan(dataset, protocol, data_args: DataArguments | None = None, mode
                     runs.append(done[key])
                     bar.update(1)
                     continue
-                model.config.generator_text_condition = text_condition
+                model.config.generator_text_condition, model.config.lambda_con = text_condition, lambda_con
                 base_seed = seed * 100003 + fold_i * 1009 + int(fraction * 100)
                 sub = np.asarray(train_idx)[stratified_subsample(label_ids[train_idx].numpy(), fraction, base_seed)]
                 if imbalance:  # the same cut for every method: a class-imbalance regime
@@ -396,9 +418,9 @@ def train_mirgan(dataset, protocol, data_args: DataArguments | None = None, mode
                     log_fold(accelerator, result, len(runs))
                 accelerator.wait_for_everyone()
                 bar.update(1)
-                logger.info("%s seed %d fraction %.2f: baseline UA %.3f (weight decay %g, %d epochs) | %s", fold.name, seed,
-                            fraction, result["methods"]["baseline"]["ua"], result["stage1"]["weight_decay"],
-                            result["stage1"]["epochs"], " ".join(f"{m} UA {result['methods'][m]['ua']:.3f}" for m in methods))
+                logger.info("%s seed %d fraction %.2f: baseline UA %.3f (lambda_con %g, weight decay %g, %d epochs) | %s",
+                            fold.name, seed, fraction, result["methods"]["baseline"]["ua"], result["stage1"]["lambda_con"],
+                            result["stage1"]["weight_decay"], result["stage1"]["epochs"], " ".join(f"{m} UA {result['methods'][m]['ua']:.3f}" for m in methods))
     bar.close()
     results = summarise(runs, methods, classes, protocol, folds, dataset, data_args, model_args, args, model, skipped, skipped_examples)
     results["transcripts"] = transcripts
@@ -411,12 +433,14 @@ def train_mirgan(dataset, protocol, data_args: DataArguments | None = None, mode
         ratio = float(np.median([r["methods"][final_method]["synthetic_ratio"] for r in runs]))
         weight_decay = float(np.median([r["stage1"]["weight_decay"] for r in runs]))
         epochs = int(np.median([r["stage1"]["epochs"] for r in runs]))
+        aligned = [r["stage1"]["lambda_con"] for r in runs]
+        model.config.lambda_con = max(set(aligned), key=lambda v: (aligned.count(v), -v))  # the folds' majority
         every = np.arange(len(dataset))
         if adapting:
             features, data = adapted(list(every), args.seed)
         rows = torch.as_tensor(every)
         model.config.generator_text_condition = text_condition
-        stages.resolve_text_condition(model, data.groups)
+        stages.resolve_text_condition(model, data.groups)  # after lambda_con: no alignment, no text condition
         fit = fit_stage1(model, data, rows, args, args.seed, timing, weight_decay=weight_decay, epochs=epochs)
         fit_methods(model, data, fit, rows, [final_method], {final_method: [ratio]}, args, args.seed, timing)
         stages.restore(model, fit.heads)
@@ -425,7 +449,8 @@ def train_mirgan(dataset, protocol, data_args: DataArguments | None = None, mode
             stages.restore(model, fit.methods[final_method]["gan"])
         model.set_generator_reference(stages.training_samples(model, data, fit.h_all, fit.u_all, rows), data.labels, fit.u_all)
         timing["final_model_s"] = time.time() - t0
-        results["final_model"] = {"method": final_method, "synthetic_ratio": ratio, "weight_decay": weight_decay,
+        results["final_model"] = {"method": final_method, "synthetic_ratio": ratio, "lambda_con": model.config.lambda_con,
+                                  "weight_decay": weight_decay,
                                   "stage1_epochs": epochs, "n_train": len(rows)}
         if main:
             save_model(model, processor, output_dir / "model", results)

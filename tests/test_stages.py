@@ -165,9 +165,10 @@ def test_weight_decay_is_selected_on_validation_rows():
     data = corpus_features(model, n=64)
     rows, val = torch.arange(48), torch.arange(48, 64)
     args = quick_args(stage1_epochs=20, eval_every=5, weight_decays=[1e-4, 10.0])
-    best, tried = stages.select_stage1(model, data, rows, val, args, 0)
-    assert set(tried) == {"0.0001", "10.0"}
+    best, tried = stages.select_stage1(model, data, rows, val, args, 0, alignment_weights=(0.1, 0.0))
+    assert set(tried) == {f"lambda_con={a},weight_decay={w}" for a in ("0", "0.1") for w in ("0.0001", "10")}
     assert best.validation_ua == max(t["validation_ua"] for t in tried.values())
+    assert model.config.lambda_con == best.lambda_con  # the model keeps the chosen alignment
 
 
 def test_q_confidence_filter_keeps_the_most_confident_samples_per_class():
