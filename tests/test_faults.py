@@ -403,3 +403,136 @@ def test_every_cache_file_read_has_a_checksum(tmp_path, caplog):
     arrows = sorted(p for p in path.parent.iterdir() if p.suffix == ".arrow")
     assert arrows == [path] and all(p.with_name(p.name + ".sha256").is_file() for p in arrows)
     assert all(Path(f["filename"]).with_name(Path(f["filename"]).name + ".sha256").is_file() for f in again.cache_files)
+
+
+# ---------------------------------------------------------------- predict: arguments, folders, bad files, scores, memory
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    from tests.test_transcripts import save_tiny
+
+    return save_tiny(tmp_path_factory.mktemp("tiny") / "model", "unimodal")
+
+
+def run_predict(argv, capsys):
+    from modeling_mirgan.predict import main
+
+    try:
+        results = main(argv)
+        code = 0
+    except SystemExit as exit:
+        results, code = None, exit.code
+    out = capsys.readouterr()
+    return code, results, out.out, out.err
+
+
+@pytest.mark.parametrize("flag,value", [("--window_seconds", "-1"), ("--window_seconds", "0"), ("--window_seconds", "nan"),
+                                        ("--batch_size", "0"), ("--batch_size", "-3"), ("--asr_batch_size", "0")])
+def test_predict_refuses_bad_numbers_naming_the_flag(tiny_model_dir, emodb_files, capsys, flag, value):
+    code, _, _, err = run_predict(["--model", str(tiny_model_dir), emodb_files[0]["path"], flag, value], capsys)
+    assert code == 2 and f"{flag} must be" in err
+
+
+def test_predict_function_validates_its_numbers(tiny_model_dir, emodb_files):
+    from modeling_mirgan import MirganForEmotionClassification, MirganProcessor
+    from modeling_mirgan.predict import predict
+
+    model = MirganForEmotionClassification.from_pretrained(tiny_model_dir)
+    processor = MirganProcessor.from_pretrained(tiny_model_dir)
+    for kwargs, problem in [({"window_seconds": -1}, "window_seconds must be a positive"),
+                            ({"window_seconds": 0.001}, "shorter than the encoder's minimum"),
+                            ({"batch_size": 0}, "batch_size must be a whole number >= 1")]:
+        with pytest.raises(ValueError, match=problem):
+            predict(model, processor, [emodb_files[0]["path"]], **kwargs)
+
+
+def test_predict_on_a_folder_without_audio_is_an_error(tiny_model_dir, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "metadata.csv").write_text("file_name,label\n")
+    for folder, what in [("empty", "is empty"), ("notes", "holds 1 file, none of them audio")]:
+        code, _, _, err = run_predict(["--model", str(tiny_model_dir), str(tmp_path / folder),
+                                       "--output", str(tmp_path / "p.csv")], capsys)
+        assert code == 1 and f"{folder}: no audio files found (the folder {what}" in err
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_predict_walks_sub_folders_and_every_decodable_format(tiny_model_dir, tmp_path, emodb_files, capsys):
+    wave, rate = sf.read(emodb_files[0]["path"], dtype="float32")
+    root = tmp_path / "audio"
+    (root / "x.wav").mkdir(parents=True)  # a folder named like a file: walked into
+    sf.write(root / "x.wav" / "inner.wav", wave, rate)
+    sf.write(root / "a.opus", wave, 48000 if rate != 48000 else rate, format="OGG", subtype="OPUS")
+    sf.write(root / "b.oga", wave, rate, format="OGG", subtype="VORBIS")
+    sf.write(root / "c.wave", wave, rate, format="WAV")
+    sf.write(root / "no_extension", wave, rate, format="FLAC")  # decodable without an audio extension
+    (root / "README.txt").write_text("not audio")
+    (root / ".hidden.wav").write_bytes(b"junk")
+    out = tmp_path / "p.json"
+    code, results, _, err = run_predict(["--model", str(tiny_model_dir), str(root), "--output", str(out)], capsys)
+    assert code == 0, err
+    names = sorted(Path(r["source"]).name for r in results)
+    assert names == ["a.opus", "b.oga", "c.wave", "inner.wav", "no_extension"]
+    assert json.loads(out.read_text()) == results
+
+
+def test_predict_skip_bad_counts_and_lists_the_skipped_files(tiny_model_dir, tmp_path, emodb_files, capsys):
+    root = tmp_path / "audio"
+    root.mkdir()
+    shutil.copy(emodb_files[0]["path"], root / "good.wav")
+    (root / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 20)
+    (root / "empty.flac").write_bytes(b"")
+    argv = ["--model", str(tiny_model_dir), str(root), "--output", str(tmp_path / "p.csv")]
+    code, _, _, err = run_predict(argv, capsys)
+    assert code == 1 and "broken.wav: cannot decode audio" in err and "--skip_bad" in err
+    code, results, _, err = run_predict(argv + ["--skip_bad"], capsys)
+    assert code == 0 and [Path(r["source"]).name for r in results] == ["good.wav"]
+    assert "skipped 2 of 3 files" in err and "cannot decode audio: 1" in err and "file is empty: 1" in err
+    assert str(root / "broken.wav") in err and str(root / "empty.flac") in err
+
+
+def test_non_finite_scores_are_an_error(emodb_files, processor):
+    import torch
+
+    from modeling_mirgan.predict import predict
+    from tests.test_modeling import tiny_model
+
+    model = tiny_model()
+    with torch.no_grad():
+        model.classifier.bias[1] = float("nan")
+    with pytest.raises(ValueError, match=r"03a01Wa\.wav window 0\.00-.* s: the model produced non-finite scores"):
+        predict(model, processor, [str(ROOT / "data" / "emodb4" / "angry" / "03a01Wa.wav")])
+
+
+PEAK_SCRIPT = ("import resource, runpy, sys; sys.argv = sys.argv[1:]; "
+               "runpy.run_module('modeling_mirgan.predict', run_name='__main__'); "
+               "print('PEAK_RSS_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+
+
+def test_long_recording_memory_is_flat_in_its_length(tiny_model_dir, tmp_path, emodb_files):
+    """Peak RSS of predict on 20 minutes of 44.1 kHz stereo is within 15 % of that on 5 minutes."""
+    speech = np.concatenate([sf.read(r["path"], dtype="float32")[0] for r in emodb_files[:40]])
+    import soxr
+
+    speech = soxr.resample(speech, 16000, 44100).astype(np.float32)
+    stereo = np.stack([speech, 0.5 * speech], axis=1)
+    peaks = {}
+    for minutes in (5, 20):
+        path = tmp_path / f"{minutes}min.wav"
+        frames = minutes * 60 * 44100
+        with sf.SoundFile(path, "w", 44100, 2, "PCM_16") as f:
+            written = 0
+            while written < frames:
+                block = stereo[: frames - written]
+                f.write(block)
+                written += len(block)
+        out = tmp_path / f"{minutes}.json"
+        proc = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, "predict", "--model", str(tiny_model_dir), str(path),
+                               "--output", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        [result] = json.loads(out.read_text())
+        assert len(result["windows"]) == minutes * 2 and result["windows"][-1]["end_s"] == minutes * 60.0
+        peaks[minutes] = float(proc.stdout.split("PEAK_RSS_MB")[-1])
+        path.unlink()
+    assert peaks[20] <= 1.15 * peaks[5], peaks
