@@ -536,3 +536,72 @@ def test_long_recording_memory_is_flat_in_its_length(tiny_model_dir, tmp_path, e
         peaks[minutes] = float(proc.stdout.split("PEAK_RSS_MB")[-1])
         path.unlink()
     assert peaks[20] <= 1.15 * peaks[5], peaks
+
+
+# ---------------------------------------------------------------- generate: arguments, never into a foreign folder
+
+
+def run_generate(argv, capsys):
+    from modeling_mirgan.generate import main
+
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra,problem", [
+    (["--num_per_class", "0"], "--num_per_class must be >= 1"),
+    (["--num_per_class", "-5"], "--num_per_class must be >= 1"),
+    (["--labels"], "--labels needs at least one class name"),
+    (["--labels", "angry", "angry"], "--labels repeats"),
+    (["--labels", "joy"], r"--labels \['joy'\]: not classes of this model; it knows \['angry', 'happy', 'neutral', 'sad'\]"),
+    (["--num_per_class", "1", "--labels", "angry"], "need at least 2"),
+])
+def test_generate_validates_its_arguments(tiny_model_dir, tmp_path, capsys, extra, problem):
+    import re
+
+    code, err = run_generate(["--model", str(tiny_model_dir), "--output", str(tmp_path / "synth"), *extra], capsys)
+    assert code == 2 and re.search(problem, err), err
+    assert not (tmp_path / "synth").exists()
+
+
+def test_generate_never_writes_into_a_folder_it_did_not_create(tiny_model_dir, tmp_path, capsys):
+    from datasets import load_from_disk
+
+    model_copy = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_copy)
+    before = {p.name: p.read_bytes() for p in model_copy.iterdir() if p.is_file()}
+    code, err = run_generate(["--model", str(model_copy), "--num_per_class", "3", "--output", str(model_copy)], capsys)
+    assert code == 2 and "holds a model" in err and "refusing to write into it" in err
+    assert {p.name: p.read_bytes() for p in model_copy.iterdir() if p.is_file()} == before
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    code, err = run_generate(["--model", str(model_copy), "--num_per_class", "3", "--output", str(other)], capsys)
+    assert code == 2 and "did not create" in err and (other / "keep.txt").read_text() == "mine"
+    synth = tmp_path / "synth"
+    for n in (3, 5):  # its own earlier output is replaced whole
+        code, err = run_generate(["--model", str(model_copy), "--num_per_class", str(n), "--output", str(synth)], capsys)
+        assert code == 0, err
+        assert len(load_from_disk(str(synth))) == 4 * n
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "notes", "synth"]  # no temporary folder left
+
+
+@pytest.mark.parametrize("module", ["predict", "generate"])
+def test_cli_help_imports_no_heavy_library(module):
+    """The CLI modules answer --help before importing torch, transformers or datasets."""
+    script = ("import importlib.util, sys, time; t = time.time(); "
+              f"spec = importlib.util.spec_from_file_location('cli', 'modeling_mirgan/{module}.py'); "
+              "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+              "exec('try:\\n m.build_parser().parse_args([\"--help\"])\\nexcept SystemExit: pass'); "
+              "heavy = [n for n in ('torch', 'transformers', 'datasets') if n in sys.modules]; "
+              "print('HEAVY', heavy, time.time() - t)")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "--help" in proc.stdout or "usage:" in proc.stdout
+    line = proc.stdout.split("HEAVY")[-1]
+    assert line.strip().startswith("[]"), line
+    assert float(line.split("]")[-1]) < 1.0
