@@ -131,7 +131,7 @@ class TrainArguments:
     methods: list[str] = field(default_factory=lambda: ["mirgan"], metadata={"help": f"augmentation methods to compare: {', '.join(METHODS)}"})
     stage1_epochs: int = field(default=300, metadata={"help": "most stage-1 epochs; the best epoch is chosen on validation speakers"})
     stage1_lr: float = field(default=1e-2, metadata={"help": "stage-1 Adam learning rate"})
-    weight_decays: list[float] = field(default_factory=lambda: [1e-3, 1e-2, 3e-2], metadata={"help": "L2 penalty candidates of the heads, chosen on validation speakers"})
+    weight_decays: list[float] = field(default_factory=lambda: [1e-3, 1e-2, 3e-2, 1e-1], metadata={"help": "L2 penalty candidates of the heads, chosen on validation speakers"})
     select_alignment: bool = field(default=True, metadata={"help": "choose on validation speakers between the config's lambda_con and no stage-1 alignment (transcripts that carry no emotion make alignment cost accuracy)"})
     eval_every: int = field(default=10, metadata={"help": "epochs between validation checks (early stopping)"})
     patience: int = field(default=3, metadata={"help": "validation checks without a gain before stage 1 stops"})

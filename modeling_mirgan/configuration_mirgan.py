@@ -43,7 +43,7 @@ class MirganConfig(PreTrainedConfig):
         discriminator_hidden_sizes (`list[int]`, defaults to `[256]`): widths of the projection
             discriminator `D(h, c)`; `[]` is linear.
         adversarial_loss (`str`, defaults to `"nonsaturating"`): `nonsaturating`, `hinge` or `wgan-gp`.
-        lambda_mmd (`float`, defaults to 10.0): weight of a class-matched MMD between generated and real batches
+        lambda_mmd (`float`, defaults to 30.0): weight of a class-matched MMD between generated and real batches
             in the generator loss (moment matching that keeps a small-data GAN from collapsing); 0 is a pure GAN.
         lambda_con (`float`, defaults to 0.1): weight of the stage-1 InfoNCE alignment of `h` and `u`.
         lambda_im (`float`, defaults to 0.1): weight of the stage-1 information maximisation term.
@@ -80,7 +80,7 @@ class MirganConfig(PreTrainedConfig):
     generator_text_condition: str = "auto"
     discriminator_hidden_sizes: list[int] | None = None
     adversarial_loss: str = "nonsaturating"
-    lambda_mmd: float = 10.0
+    lambda_mmd: float = 30.0
     lambda_con: float = 0.1
     lambda_im: float = 0.1
     lambda_info: float = 1.0

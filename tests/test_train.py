@@ -68,7 +68,7 @@ def test_second_run_reuses_feature_cache(trained, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_at, complete", [
-    ("stage1:9", 1),  # each fold fits stage 1 once per candidate (2 alignment weights x 3 weight decays) and refits once: the 9th is in fold 2
+    ("stage1:11", 1),  # each fold fits stage 1 once per candidate (2 alignment weights x 4 weight decays) and refits once: the 11th is in fold 2
     ("stage2:3", 1),  # fold 2's selection GAN
     ("stage3:5", 1),  # stage 3 runs once per candidate ratio (2) + once for the refit: the 5th is in fold 2
     ("final:1", 2),   # every fold done, killed before the final model
@@ -108,8 +108,8 @@ def test_torchrun_two_processes_matches_single_process(trained, tmp_path):
     checks = double["distributed"]
     assert checks["processes"] == 2
     # bit-identical weights on both ranks after every stage of every fit: stage 1 once per weight-decay
-    # and alignment candidate (3 x 2) plus the refit, per fold; the GAN once for selection and once for the refit
-    assert checks["rank_weight_checks_passed"]["stage1"] == 2 * (6 + 1) and checks["rank_weight_checks_passed"]["stage2"] == 4
+    # and alignment candidate (4 x 2) plus the refit, per fold; the GAN once for selection and once for the refit
+    assert checks["rank_weight_checks_passed"]["stage1"] == 2 * (8 + 1) and checks["rank_weight_checks_passed"]["stage2"] == 4
     assert checks["rank_weight_checks_passed"]["stage3"] == 6  # 2 candidate ratios + the refit, per fold
 
 
