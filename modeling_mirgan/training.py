@@ -29,6 +29,7 @@ import torch
 
 from . import stages
 from .arguments import GENERATIVE, DataArguments, ModelArguments, TrainArguments
+from .safe_io import write_json_atomic
 from .stages import CorpusFeatures
 
 logger = logging.getLogger("mirgan")
@@ -490,13 +491,12 @@ def fingerprint_run(data_args, model_args, args, features_key: str) -> str:
 
 
 def load_state(path: Path, run_key: str) -> dict:
-    """Completed fold runs of a killed run with the same arguments, or {}."""
-    if not path.exists():
+    """Completed fold runs of a killed run with the same arguments, or {}; a damaged file is an error naming it."""
+    from .safe_io import read_json_state
+
+    saved = read_json_state(path)
+    if saved is None:
         return {}
-    try:
-        saved = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: checkpoint state is damaged ({err}); delete it or run without --resume") from None
     if saved.get("run_key") != run_key:
         logger.warning("--resume: checkpoint in %s is from different arguments; starting over", path)
         return {}
@@ -533,13 +533,6 @@ def log_fold(accelerator, result: dict, step: int) -> None:
             if isinstance(value, (int, float)):
                 scalars[f"{fold}/{m}/{key}"] = value
     accelerator.log(scalars, step=step)
-
-
-def write_json_atomic(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=float))
-    os.replace(tmp, path)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -598,8 +591,10 @@ def summarise(runs, methods, classes, protocol, folds, dataset, data_args, model
 
 
 def save_model(model, processor, folder: Path, results: dict) -> None:
-    """``save_pretrained`` model + processor + model card, written to a temp folder then renamed into place."""
+    """``save_pretrained`` model + processor + model card, written to a temp folder then swapped into
+    place (``safe_io.replace_folder``: a complete model sits at ``folder`` at every instant)."""
     from .card import write_model_card
+    from .safe_io import replace_folder
 
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -607,9 +602,4 @@ def save_model(model, processor, folder: Path, results: dict) -> None:
     model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
     write_model_card(tmp, results)
-    old = folder.with_name(f".{folder.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():  # a kill at any point leaves a complete model at ``folder`` or at ``old``
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_folder(tmp, folder)

@@ -373,24 +373,6 @@ def test_cache_write_interrupted_leaves_no_cache(cache, tmp_path):
     assert values == [2.0 * i for i in range(50)] and not hit and computed
 
 
-def test_json_state_is_written_atomically(tmp_path, monkeypatch):
-    from modeling_mirgan.training import write_json_atomic
-
-    path = tmp_path / "checkpoints" / "state.json"
-    write_json_atomic(path, {"runs": {"fold1": 1}})
-
-    def crash(self, text, *args, **kwargs):  # the process dies half-way through writing
-        with open(self, "w") as f:
-            f.write(text[:5])
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(Path, "write_text", crash)
-    with pytest.raises(KeyboardInterrupt):
-        write_json_atomic(path, {"runs": {"fold1": 1, "fold2": 2}})
-    monkeypatch.undo()
-    assert json.loads(path.read_text()) == {"runs": {"fold1": 1}}
-
-
 # ---------------------------------------------------------------- determinism
 
 
