@@ -326,6 +326,18 @@ class MirganForEmotionClassification(MirganPreTrainedModel):
             audio_layer_features=audio_layer_features,
         )
 
+    def get_audio_embeddings(self, audio, sampling_rate=None, processor=None, batch_size: int = 8) -> dict:
+        """Per-clip embeddings for downstream tasks: ``{"audio_layer_features": [n, layers, hidden]`` (encoder
+        states averaged over frames, per layer), ``"h": [n, projection_dim]`` (the shared-space feature the
+        classifier sees), ``"duration_s": [n]}``. audio: a path, bytes, an array (with ``sampling_rate``),
+        an audio dict or a list of them; any rate. processor: default, the one saved with the model.
+        Batched results equal one-by-one results. See ``modeling_mirgan.embed``."""
+        try:  # absolute and in a try: remote-code copies of this file neither need nor copy embed.py
+            from modeling_mirgan.embed import audio_embeddings
+        except ImportError as err:
+            raise ImportError("get_audio_embeddings needs the mirgan package: pip install mirgan") from err
+        return audio_embeddings(self, audio, sampling_rate=sampling_rate, processor=processor, batch_size=batch_size)
+
     @torch.no_grad()
     def set_generator_reference(self, features: torch.Tensor, labels: torch.Tensor, text_embeds: torch.Tensor) -> None:
         """Remember the real training features' statistics (see the buffers in ``__init__``)."""

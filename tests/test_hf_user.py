@@ -522,3 +522,85 @@ def test_push_to_hub_of_a_model_built_in_memory_writes_a_mirgan_card(hub, tiny_m
     assert "base_model:" in card and "pipeline_tag: audio-classification" in card
     assert "no accuracy" in card  # no results given: no invented numbers
     assert "processor_config.json" in files, sorted(files)
+
+
+# --- embeddings for a downstream task --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def embedding_clips(tmp_path_factory):
+    """Real EmoDB clips of different lengths, one of them written at 8 kHz stereo."""
+    folder = tmp_path_factory.mktemp("embed-clips")
+    files = [str(p) for p in sorted((EMBEDDED_EMODB / "sad").glob("*.wav"))[:3]]
+    wave, rate = sf.read(CLIP, dtype="float32")
+    low = soxr.resample(wave, rate, 8000)
+    sf.write(folder / "angry_8k_stereo.wav", np.stack([low, low], 1), 8000)
+    return [*files, str(folder / "angry_8k_stereo.wav")]
+
+
+def test_get_audio_embeddings_batch_equals_one_by_one(tiny_model_dir, embedding_clips):
+    import torch
+
+    from modeling_mirgan import MirganForEmotionClassification
+    from transformers import AutoProcessor
+
+    model = MirganForEmotionClassification.from_pretrained(tiny_model_dir)
+    batched = model.get_audio_embeddings(embedding_clips, batch_size=3)
+    config = model.config
+    assert batched["h"].shape == (len(embedding_clips), config.projection_dim)
+    assert batched["audio_layer_features"].shape == (len(embedding_clips), config.num_audio_layers, config.audio_hidden_size)
+    one_by_one = [model.get_audio_embeddings(f, batch_size=1) for f in embedding_clips]
+    for key in ("h", "audio_layer_features"):
+        torch.testing.assert_close(batched[key], torch.cat([o[key] for o in one_by_one]), atol=2e-5, rtol=1e-4)
+    assert not torch.allclose(batched["h"][0], batched["h"][1]), "different clips gave the same embedding"
+    # h is what the classifier sees: the model's own forward gives the same
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        forward = model(**processor(audio=embedding_clips[0])).audio_embeds
+    torch.testing.assert_close(one_by_one[0]["h"], forward, atol=1e-5, rtol=1e-4)
+    wave, rate = sf.read(embedding_clips[-1], dtype="float32")
+    from_array = model.get_audio_embeddings(wave, sampling_rate=rate)
+    torch.testing.assert_close(from_array["h"], one_by_one[-1]["h"], atol=1e-5, rtol=1e-4)
+
+
+def test_embed_cli_writes_a_parquet_file_of_h_and_pooled_features(tiny_model_dir, embedding_clips, tmp_path):
+    import pandas as pd
+    import torch
+
+    from modeling_mirgan import MirganForEmotionClassification
+
+    out = tmp_path / "x.parquet"
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF0000WAVEnot audio")
+    proc = subprocess.run([sys.executable, "-m", "modeling_mirgan.embed", *embedding_clips, str(bad), "--model",
+                           str(tiny_model_dir), "--output", str(out), "--batch_size", "2", "--skip_bad"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = last_json(proc)
+    assert summary["files"] == len(embedding_clips) and summary["skipped"] == 1, summary
+    assert str(bad) in summary["skipped_files"] and "broken.wav" in proc.stderr
+    table = pd.read_parquet(out)
+    assert list(table["file"]) == embedding_clips
+    model = MirganForEmotionClassification.from_pretrained(tiny_model_dir)
+    expected = model.get_audio_embeddings(embedding_clips, batch_size=1)
+    h = torch.tensor(np.stack(table["h"].to_numpy()))
+    layers = torch.tensor(np.stack([np.stack(row) for row in table["audio_layer_features"]]))
+    torch.testing.assert_close(h, expected["h"], atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(layers, expected["audio_layer_features"], atol=2e-5, rtol=1e-4)
+
+
+def test_embed_help_shows_defaults_and_imports_nothing_heavy():
+    code = """
+        import importlib.util, json, sys, contextlib, io
+        spec = importlib.util.spec_from_file_location("embed_cli", sys.argv[1])
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        text = module.build_parser().format_help()
+        print(json.dumps({"help": text, "heavy": sorted(m for m in ("torch", "transformers", "numpy", "datasets")
+                                                          if m in sys.modules)}))
+    """
+    result = last_json(python(code, str(ROOT / "modeling_mirgan" / "embed.py")))
+    assert result["heavy"] == [], result["heavy"]
+    text = " ".join(result["help"].split())
+    assert "FILES" in text and "(default: embeddings.parquet)" in text and "(default: 8)" in text, text
