@@ -381,7 +381,10 @@ INSTALLED_CARD = """
     import modeling_mirgan.card as card
     results = json.loads(open(sys.argv[2]).read())
     path = card.write_model_card(sys.argv[1], results, repo_id="alice/x")
-    print(json.dumps({"module": card.__file__, "template": str(card.TEMPLATE), "bytes": path.stat().st_size}))
+    from modeling_mirgan.metrics import load_ser_metrics, ser_metrics_path
+    scores = load_ser_metrics().compute(predictions=[0, 1, 1, 2], references=[0, 1, 0, 2])
+    print(json.dumps({"module": card.__file__, "template": str(card.TEMPLATE), "bytes": path.stat().st_size,
+                      "metrics_path": str(ser_metrics_path()), "scores": scores}))
 """
 
 
@@ -412,6 +415,7 @@ def test_non_editable_install_writes_a_card(tmp_path):
     result = last_json(proc)
     assert result["module"].startswith(str(target)) and result["template"].startswith(str(target)), result
     assert (elsewhere / "README.md").read_text().count('model="alice/x"') == 1
+    assert result["metrics_path"].startswith(str(target)) and result["scores"]["wa"] == 0.75, result
 
 
 # --- pushing: the mirgan card with the repo id, the processor, quiet HTTP logs ---------------------
@@ -604,3 +608,29 @@ def test_embed_help_shows_defaults_and_imports_nothing_heavy():
     assert result["heavy"] == [], result["heavy"]
     text = " ".join(result["help"].split())
     assert "FILES" in text and "(default: embeddings.parquet)" in text and "(default: 8)" in text, text
+
+
+# --- evaluate offline ------------------------------------------------------------------------------
+
+SER_METRICS = """
+    import json
+    import numpy as np
+    from modeling_mirgan.metrics import load_ser_metrics
+
+    rng = np.random.default_rng(0)
+    references = rng.integers(0, 4, 200)
+    predictions = np.where(rng.random(200) < 0.6, references, rng.integers(0, 4, 200))
+    scores = load_ser_metrics().compute(predictions=predictions, references=references)
+    print(json.dumps({"scores": scores, "predictions": predictions.tolist(), "references": references.tolist()}))
+"""
+
+
+def test_ser_metrics_load_offline_as_a_user_would(tmp_path):
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+    env = {"HF_HUB_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "home")}
+    result = last_json(python(SER_METRICS, cwd=tmp_path, env=env))  # not the repo root: no relative path helps
+    y, p = result["references"], result["predictions"]
+    assert result["scores"]["ua"] == pytest.approx(balanced_accuracy_score(y, p))
+    assert result["scores"]["wa"] == pytest.approx(accuracy_score(y, p))
+    assert result["scores"]["f1"] == pytest.approx(f1_score(y, p, average="macro"))
