@@ -535,6 +535,7 @@ def test_long_recording_memory_is_flat_in_its_length(tiny_model_dir, tmp_path, e
         assert len(result["windows"]) == minutes * 2 and result["windows"][-1]["end_s"] == minutes * 60.0
         peaks[minutes] = float(proc.stdout.split("PEAK_RSS_MB")[-1])
         path.unlink()
+    print("peak RSS MB", peaks)
     assert peaks[20] <= 1.15 * peaks[5], peaks
 
 
