@@ -144,8 +144,13 @@ def public_config_dict(config: dict) -> dict:
     """A ``config.json`` dict without local paths (the sub-configs' ``_name_or_path`` of the encoders)."""
     out = scrub(copy.deepcopy(config))
     for sub, name_key in (("audio_encoder", "audio_encoder_name"), ("text_encoder", "text_encoder_name")):
-        if isinstance(out.get(sub), dict) and "_name_or_path" in out[sub]:
-            out[sub]["_name_or_path"] = public_name(config.get(name_key) or "") if config.get(name_key) else ""
+        original = (config.get(sub) or {}).get("_name_or_path") if isinstance(config.get(sub), dict) else None
+        if original and not is_hub_id(original):  # a cache or site-packages folder: the encoder's Hub name instead
+            name = config.get(name_key) or ""
+            out[sub]["_name_or_path"] = name if is_hub_id(name) else public_path(name) if name else ""
+    for key in ("audio_encoder_name", "text_encoder_name"):
+        if isinstance(out.get(key), str) and out[key] and not is_hub_id(config[key]):
+            out[key] = public_path(config[key])
     return out
 
 

