@@ -39,6 +39,7 @@ def main() -> dict:
         data_args.dataset, data_args.dataset_dir, protocol=data_args.protocol, skip_bad=data_args.skip_bad,
         classes=data_args.classes, folds=data_args.folds, label_column=data_args.label_column,
         speaker_column=data_args.speaker_column, text_column=data_args.text_column,
+        normalize_labels=data_args.normalize_labels, allow_missing_classes=data_args.allow_missing_classes,
     )
 
     # 3. transcripts, model, features, cross-validation, final model and outputs

@@ -63,7 +63,8 @@ def main() -> None:
     from datasets_scripts import load_corpus
     from modeling_mirgan import stages, training
     from modeling_mirgan.arguments import TrainArguments
-    from modeling_mirgan.encoders import build_processor, cache_dir
+    from modeling_mirgan.encoders import cache_dir
+    from modeling_mirgan.processors import build_processor
     from modeling_mirgan.modeling_mirgan import from_encoders
 
     corpus = load_corpus("audiofolder", args.dataset_dir, classes=args.classes, folds=args.folds)

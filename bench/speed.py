@@ -194,7 +194,7 @@ def build(encoder: str):
 
     from modeling_mirgan import MirganConfig, MirganForEmotionClassification, from_encoders
     from modeling_mirgan.encoders import resolve_pretrained
-    from modeling_mirgan.encoders import build_processor
+    from modeling_mirgan.processors import build_processor
     from processing import MirganProcessor, MirganWhisperFeatureExtractor
 
     if encoder != SMOKE_ENCODER:
@@ -926,7 +926,7 @@ def bench_scale(args, workdir: Path) -> dict:
         subprocess.run([sys.executable, __file__, "--_scale_write_worker", "--_factor", str(n), "--_cache", str(workdir),
                         "--_out", str(path)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         out = workdir / f"scale-{n}.json"
-        run = run_measured([__file__, "--_scale_stages_worker", "--_cache", str(path), "--_out", str(out),
+        run = run_measured([sys.executable, __file__, "--_scale_stages_worker", "--_cache", str(path), "--_out", str(out),
                             "--scale_epochs", str(args.scale_epochs)], dict(os.environ), workdir / f"scale-{n}.log")
         row = {**json.loads(out.read_text()), "process_peak_rss_mb": run["peak_rss_mb"]}
         rows.append(row)

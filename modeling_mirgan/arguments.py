@@ -53,6 +53,8 @@ class DataArguments:
     test_speakers: list[str] | None = field(default=None, metadata={"help": "one fixed test split instead of k folds"})
     max_folds: int | None = field(default=None, metadata={"help": "run only the first N folds (quick checks)"})
     skip_bad: bool = field(default=False, metadata={"help": "skip undecodable/invalid clips (counted in results.json) instead of stopping"})
+    normalize_labels: bool = field(default=False, metadata={"help": "merge labels that differ only in case/spacing (ANGRY, angry ) into lower case instead of stopping"})
+    allow_missing_classes: bool = field(default=False, metadata={"help": "a fold whose training part lacks a class reports that class as untestable instead of stopping"})
     transcripts: Literal["ground_truth", "asr"] = field(default="ground_truth", metadata={"help": "the text column, or offline Whisper ASR (cached)"})
     asr_model: str = field(default="openai/whisper-base", metadata={"help": "Whisper model for --transcripts asr"})
     asr_language: str | None = field(default=None, metadata={"help": "ASR language, e.g. de; None: Whisper detects it"})

@@ -91,12 +91,12 @@ class FeatureGenerator(nn.Module):
             if film:
                 self.films.append(nn.Embedding(k, 2 * size))
             in_dim = size
-        rank = config.generator_rank
+        rank = min(config.generator_rank, config.sample_dim)
         self.out = nn.Linear(in_dim, rank or config.sample_dim)
         # Output in the principal subspace of the real training samples (``fit_basis``): with a few hundred
         # rows in a 256-d space, the real features span a small subspace and anything outside it is
         # trivially detectable. ``basis`` rows are the components scaled by their standard deviation.
-        self.register_buffer("basis", torch.zeros(rank, config.sample_dim))
+        self.register_buffer("basis", torch.eye(rank, config.sample_dim))  # until fitted: the first axes
         self.register_buffer("offset", torch.zeros(config.sample_dim))
 
     @torch.no_grad()
@@ -106,7 +106,7 @@ class FeatureGenerator(nn.Module):
             return
         self.offset.copy_(real.mean(0))
         _, s, v = torch.linalg.svd(real - self.offset, full_matrices=False)
-        r = min(self.config.generator_rank, len(s))
+        r = min(len(self.basis), len(s))
         self.basis.zero_()
         self.basis[:r] = v[:r] * (s[:r] / max(len(real) - 1, 1) ** 0.5)[:, None]
 

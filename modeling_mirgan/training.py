@@ -287,7 +287,8 @@ def train_mirgan(dataset, protocol=None, data_args: DataArguments | None = None,
     from datasets_scripts import Fold, Protocol
 
     from .configuration_mirgan import MirganConfig
-    from .encoders import build_processor, cache_dir as default_cache
+    from .encoders import cache_dir as default_cache
+    from .processors import build_processor
     from .modeling_mirgan import from_encoders
 
     data_args, model_args, args = data_args or DataArguments(), model_args or ModelArguments(), args or TrainArguments()

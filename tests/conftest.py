@@ -52,7 +52,7 @@ def processor(tmp_path_factory):
 def tiny_en_model():
     """The real whisper-tiny.en encoder + MiniLM in a fresh mirgan model (4 emotion classes)."""
     from modeling_mirgan import from_encoders
-    from modeling_mirgan.encoders import build_processor
+    from modeling_mirgan.processors import build_processor
 
     model = from_encoders(["angry", "happy", "neutral", "sad"], "openai/whisper-tiny.en").eval()
     return model, build_processor("openai/whisper-tiny.en", "sentence-transformers/all-MiniLM-L6-v2")

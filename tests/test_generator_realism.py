@@ -15,7 +15,7 @@ def test_default_generator_is_realistic_on_a_real_emodb_fold(tmp_path_factory):
     from datasets_scripts import load_corpus
     from modeling_mirgan import training
     from modeling_mirgan.arguments import TrainArguments
-    from modeling_mirgan.encoders import build_processor
+    from modeling_mirgan.processors import build_processor
     from modeling_mirgan.modeling_mirgan import from_encoders
 
     corpus = load_corpus("audiofolder", EMBEDDED_EMODB)

@@ -443,7 +443,7 @@ import modeling_mirgan, processing, datasets_scripts, train  # noqa: F401
 from transformers import AutoModelForAudioClassification, AutoProcessor, BertTokenizerFast
 from modeling_mirgan import MirganForEmotionClassification, from_encoders
 from processing import MirganProcessor, MirganWhisperFeatureExtractor
-from modeling_mirgan.encoders import build_processor
+from modeling_mirgan.processors import build_processor
 from tests.test_modeling import tiny_model
 import evaluate
 
