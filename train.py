@@ -31,6 +31,9 @@ def main() -> dict:
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    from modeling_mirgan.hub import quiet_http_logging
+
+    quiet_http_logging()  # no INFO line per Hub request
 
     # 2. corpus: a release layout or an audiofolder, with its standard protocol
     from datasets_scripts import load_corpus

@@ -33,22 +33,6 @@ def features_dataset(generated, model):
     return Dataset.from_dict(columns, features=Features(schema))
 
 
-def dataset_card(model_dir: str, model, metrics: dict, num_per_class: int, seed: int) -> str:
-    return f"""---
-tags: [mirgan, synthetic, speech-emotion-recognition, features]
----
-# Synthetic emotion features from `{model_dir}`
-
-{num_per_class} generated features per class ({", ".join(model.config.id2label.values())}), seed {seed}, from the
-mirgan generator of that model. They are vectors in the model's shared audio-text space
-(dimension {model.config.projection_dim}), not audio: use them to train or probe classifiers on this model's features.
-
-Generator quality (MI metrics): {json.dumps({k: round(v, 4) for k, v in metrics.items()})}
-
-Regenerate: `python -m modeling_mirgan.generate --model {model_dir} --num_per_class {num_per_class} --seed {seed} --output DIR`
-"""
-
-
 def output_problem(out: Path) -> str | None:
     """Why ``out`` must not be written, or None: it is new, empty, or an earlier output of this command."""
     if out.is_symlink() and not out.exists():
@@ -131,6 +115,8 @@ def main(argv: list[str] | None = None):
     if args.labels is None and args.num_per_class * len(known) < 2:
         parser.error("--num_per_class 1 of a one-class model is a single sample; the quality metrics need at least 2")
     generated = model.generate_features(args.labels, args.num_per_class, args.text, processor, args.seed)
+    from .card import dataset_card
+
     dataset = features_dataset(generated, model)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

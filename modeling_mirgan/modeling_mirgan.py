@@ -423,6 +423,7 @@ def from_encoders(
 
     audio, audio_config, audio_folder = load_pretrained_encoder(audio_encoder_name, audio=True)
     text, text_config, text_folder = load_pretrained_encoder(text_encoder_name, audio=False)
+    audio_config._name_or_path, text_config._name_or_path = audio_encoder_name, text_encoder_name  # names, not local folders
     config = MirganConfig(
         audio_encoder=audio_config.to_dict(),
         text_encoder=text_config.to_dict(),
