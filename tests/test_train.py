@@ -40,7 +40,7 @@ def test_train_writes_every_output(trained):
     assert {"confusion_baseline.png", "confusion_mirgan.png", "curves.png", "tsne_real_vs_generated.png", "report.md"} <= {p.name for p in (out / "report").iterdir()}
     assert list((out / "runs").rglob("events.out.tfevents*")), "no TensorBoard log"
     card = (out / "model" / "README.md").read_text()
-    assert "model-index" in card and "Unweighted accuracy" in card and "speaker" in card.lower()
+    assert "model-index" in card and "UA (macro recall)" in card and "speaker" in card.lower()
     assert "computed and cached" in first.stderr
 
 
