@@ -53,7 +53,7 @@ def test_pipeline_on_files_of_any_rate_and_channels(classifier, clips):
         converted = scores(classifier(str(path)))
         assert set(converted) == LABELS
         # resampling and codecs change the signal slightly; the decision must not move much. 8 kHz removes
-        # everything above 4 kHz: measured 0.16 there (round 2's sharper heads), <= 0.06 for the other files
+        # everything above 4 kHz: measured 0.164 there with the round-2 heads (argmax unchanged)
         assert max(reference, key=reference.get) == max(converted, key=converted.get), (name, converted, reference)
         bound = 0.2 if name.startswith("8k") else 0.15
         assert max(abs(converted[k] - reference[k]) for k in LABELS) < bound, (name, converted, reference)
