@@ -939,7 +939,7 @@ def bench_scale(args, workdir: Path) -> dict:
     large = 33 * 1280 * 4  # whisper-large-v3: 32 layers + embeddings, d_model 1280, float32
     return {"sizes": rows, "loglog_slope": slope, "features_per_row_bytes": SCALE_LAYERS * SCALE_DIM * 4,
             "whisper_large_v3_per_row_bytes": large, "whisper_large_v3_160k_cache_gb": 160_000 * large / 1e9,
-            "note": "stage 1 streams batches from the memory-mapped Arrow cache and releases its pages after every pass, "
+            "note": "stage 1 streams batches from the memory-mapped Arrow cache and releases its pages after every batch, "
                     "so peak RSS follows the batch size, not the corpus; the GAN runs a fixed number of steps"}
 
 

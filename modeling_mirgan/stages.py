@@ -116,7 +116,7 @@ class AudioLayerStore:
 
     Backed by the memory-mapped Arrow file of the encoder cache (zero-copy numpy views of its record
     batches); only the rows of a batch are copied, and the mapping's pages are released after each
-    pass, so memory stays bounded by the batch size whatever the corpus size. A tensor works too
+    batch, so memory stays bounded by the batch size whatever the corpus size. A tensor works too
     (tests, small in-memory data)."""
 
     def __init__(self, chunks: list[np.ndarray], positions: np.ndarray, mapping: mmap.mmap | None = None):
@@ -169,12 +169,13 @@ class AudioLayerStore:
             self.mapping.madvise(mmap.MADV_DONTNEED)
 
     def batches(self, rows: torch.Tensor, batch_size: int, generator: torch.Generator | None = None):
-        """``(rows, features)`` in batches of ``batch_size`` (shuffled with ``generator``), then release."""
+        """``(rows, features)`` in batches of ``batch_size`` (shuffled with ``generator``)."""
         order = rows[torch.randperm(len(rows), generator=generator)] if generator is not None else rows
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            yield idx, self.gather(idx.numpy())
-        self.release()
+            batch = self.gather(idx.numpy())
+            self.release()  # after every batch: resident pages never exceed one batch's
+            yield idx, batch
 
     def moments(self, rows: torch.Tensor, batch_size: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and std ``[L, D]`` over ``rows``, one streamed pass in float64."""
