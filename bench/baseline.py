@@ -45,7 +45,7 @@ def lbfgs_probe(audio: torch.Tensor, labels: torch.Tensor, train: np.ndarray, te
 
     opt.step(closure)
     with torch.no_grad():
-        return scores(layer(feats(test)).argmax(-1), labels[torch.as_tensor(test)], k)["ua"]
+        return scores(layer(feats(test)).argmax(-1), labels[torch.as_tensor(test)])["ua"]
 
 
 def main() -> None:

@@ -208,7 +208,7 @@ class CorpusFeatures:
 # --------------------------------------------------------------------------------------------
 
 
-def scores(predictions: torch.Tensor, references: torch.Tensor, num_labels: int) -> dict:
+def scores(predictions: torch.Tensor, references: torch.Tensor) -> dict:
     """UA (mean per-class recall), WA (accuracy) and macro-F1 over the classes present in ``references``:
     the computation of the shipped ``ser_metrics`` evaluate module, without loading it per call."""
     p, r = predictions.long(), references.long()
@@ -332,7 +332,7 @@ def heads_ua(model, audio: torch.Tensor, text: torch.Tensor, labels: torch.Tenso
     model.dropout.eval()
     logits = model.classify(model.project_audio(audio), model.project_text(text) if model.config.multimodal else None)
     model.dropout.train(was_training)
-    return scores(logits.argmax(-1), labels, model.config.num_labels)["ua"]
+    return scores(logits.argmax(-1), labels)["ua"]
 
 
 def train_stage1(model, data: CorpusFeatures, rows: torch.Tensor, args: TrainArguments, weight_decay: float,

@@ -145,7 +145,7 @@ def score(model, fit: Fit, data: CorpusFeatures, rows: torch.Tensor, method: str
     model.eval()
     with torch.no_grad():
         logits = model.classify(fit.h_all[rows], fit.u_all[rows] if model.config.multimodal else None)
-    return stages.scores(logits.argmax(-1), data.labels[rows], model.config.num_labels)
+    return stages.scores(logits.argmax(-1), data.labels[rows])
 
 
 def fit_stage1(model, data, rows, args, seed, timing, weight_decay=None, epochs=None, validation=None, alignment_weights=()):
