@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import stages
+from . import adaptation, stages
 from .arguments import GENERATIVE, DataArguments, ModelArguments, TrainArguments
 from .safe_io import write_json_atomic
 from .stages import CorpusFeatures
@@ -358,7 +358,7 @@ def train_mirgan(dataset, protocol=None, data_args: DataArguments | None = None,
         """Adapt the encoder on ``rows`` (training clips only), then re-extract every row's features."""
         t0 = time.time()
         stages.reset_heads(model, data, torch.as_tensor(rows))
-        stages.adapt_audio_encoder(model, pristine, processor, [waves[i] for i in rows], label_ids[torch.as_tensor(rows)],
+        adaptation.adapt_audio_encoder(model, pristine, processor, [waves[i] for i in rows], label_ids[torch.as_tensor(rows)],
                                    model_args, args, seed)
         timing["adapt_s"] = timing.get("adapt_s", 0.0) + time.time() - t0
         return encoder_features(dataset, model, processor, cache_dir, args, use_text, label_ids, group_ids, timing)
