@@ -1,69 +1,171 @@
-"""Stage 1 end to end: the encoders fine-tuned with the heads (encoder_mode lora/full)."""
+"""Stage 1 end to end (``encoder_mode`` lora/full): the pre-trained encoders fine-tuned together with the
+projections and classifiers under the full stage-1 loss L_1 = CE (+ CE of the multimodal head) +
+lambda_con InfoNCE + lambda_IM IM, as in the paper. LoRA adapters are merged afterwards, so the adapted
+encoders are plain transformers modules that produce the cached features of stages 2 and 3 and load
+with ``from_pretrained``. Every call starts from the pre-trained weights; under ``torchrun`` each rank
+takes its slice of every micro-batch and gradients are averaged, as in the cached stages.
+"""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
+
 import numpy as np
 import torch
-from torch.nn import functional as F
+from torch import nn
 
-from .arguments import TrainArguments
-from .stages import average_gradients, check_ranks_agree, freeze_all_but, my_slice, simulate_kill, state_hash, world
+from .arguments import LORA_TARGETS, ModelArguments, TrainArguments
+from .stages import (average_gradients, check_ranks_agree, freeze_all_but, head_parameters, my_slice, simulate_kill,
+                     stage1_loss, state_hash, uses_text, world)
 
 
+@dataclass
+class AdaptationResult:
+    encoders: list[str]  # "audio" and/or "text": the encoders that were fine-tuned
+    seconds: float
+    steps: int
+    trainable_parameters: dict[str, int]
+    curve: list[dict] = field(default_factory=list)  # {"step", "loss"} per optimizer step
 
 
-def adapt_audio_encoder(model, pristine: dict, processor, waves: list[np.ndarray], labels: torch.Tensor,
-                        model_args, args: TrainArguments, seed: int) -> None:
-    """Fine-tune the audio encoder (LoRA adapters, merged afterwards, or all weights) with the stage-1
-    audio heads on one fold's training clips. Every call starts from the pre-trained weights ``pristine``;
-    the config's encoder hash then names the adapted weights, so the feature cache keys change."""
-    from .arguments import LORA_TARGETS
+def lora_targets(encoder: nn.Module, model_type: str, model_args: ModelArguments) -> list[str]:
+    """The LoRA target names present in ``encoder``: ``--lora_target_modules`` or the architecture's default."""
+    wanted = model_args.lora_target_modules or LORA_TARGETS.get(model_type)
+    if not wanted:
+        raise ValueError(f"no default LoRA target modules for {model_type!r}; pass --lora_target_modules")
+    names = {name.rsplit(".", 1)[-1] for name, _ in encoder.named_modules()}
+    present = [t for t in wanted if t in names]
+    if not present:
+        raise ValueError(f"--lora_target_modules {wanted}: none is a module of the {model_type} encoder")
+    return present
 
-    simulate_kill("adapt")
-    torch.manual_seed(seed)
-    model.audio_encoder.load_state_dict(pristine)
-    model.config.audio_encoder_hash = model.config.audio_encoder_hash.split("+")[0]
-    mode = model_args.encoder_mode
+
+def make_trainable(model, which: str, mode: str, model_args: ModelArguments) -> list[nn.Parameter]:
+    """Wrap ``model.<which>_encoder`` with LoRA adapters (``lora``) or open all its weights (``full``)."""
+    encoder = getattr(model, f"{which}_encoder")
+    if mode == "frozen":
+        return []
     if mode == "lora":
         from peft import LoraConfig, get_peft_model
 
-        kind = model.config.audio_encoder.model_type
-        targets = model_args.lora_target_modules or LORA_TARGETS.get(kind)
-        if not targets:
-            raise ValueError(f"no default LoRA target modules for {kind!r}; pass --lora_target_modules")
+        model_type = getattr(model.config, f"{which}_encoder").model_type
         lora = LoraConfig(r=model_args.lora_r, lora_alpha=model_args.lora_alpha, lora_dropout=model_args.lora_dropout,
-                          target_modules=targets)
-        model.audio_encoder = get_peft_model(model.audio_encoder, lora)
-        encoder_params = [p for n, p in model.audio_encoder.named_parameters() if "lora_" in n]
-    else:
-        encoder_params = list(model.audio_encoder.parameters())
-    lr = args.encoder_lr or (1e-4 if mode == "lora" else 1e-5)
-    heads = [*model.audio_projection.parameters(), *model.classifier.parameters()]
-    if model.config.layer_pooling == "weighted":
-        heads.append(model.layer_weights)
-    params = encoder_params + heads
-    freeze_all_but(model, params)
-    optimizer = torch.optim.AdamW([{"params": encoder_params, "lr": lr}, {"params": heads, "lr": args.stage1_lr}])
+                          target_modules=lora_targets(encoder, model_type, model_args))
+        encoder = get_peft_model(encoder, lora)
+        setattr(model, f"{which}_encoder", encoder)
+        return [p for n, p in encoder.named_parameters() if "lora_" in n]
+    return list(encoder.parameters())
+
+
+def length_bucketed_batches(lengths: np.ndarray, batch_size: int, generator: torch.Generator, bucket: int = 50) -> list[np.ndarray]:
+    """Shuffled batches of clips of similar length (less padding): a random order is cut into buckets
+    of ``bucket`` batches, each sorted by length and cut into batches, and the batches are shuffled."""
+    order = torch.randperm(len(lengths), generator=generator).numpy()
+    batches = []
+    for start in range(0, len(order), bucket * batch_size):
+        chunk = order[start : start + bucket * batch_size]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def adapt_encoders(model, pristine: dict[str, dict], processor, waves: list[np.ndarray], texts: list[str],
+                   text_features: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor,
+                   model_args: ModelArguments, args: TrainArguments, accelerator, seed: int) -> AdaptationResult:
+    """Stage 1 end to end on one set of training clips, then the adapters merged and the encoders frozen.
+    The config's encoder hashes then name the adapted weights, so the feature cache keys change."""
+    fit = train_end_to_end(model, pristine, processor, waves, texts, text_features, labels, groups, model_args, args,
+                           accelerator, seed)
+    merge_adapters(model, fit.encoders)
+    return fit
+
+
+def train_end_to_end(model, pristine: dict[str, dict], processor, waves: list[np.ndarray], texts: list[str],
+                     text_features: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor,
+                     model_args: ModelArguments, args: TrainArguments, accelerator, seed: int) -> AdaptationResult:
+    """Fine-tune the encoders (``pristine``: the pre-trained states of those to adapt, by ``"audio"``/``"text"``)
+    with the stage-1 heads; LoRA adapters stay attached. The heads must already be reset on these rows
+    (``stages.reset_heads``); ``text_features`` are the cached features of a frozen text encoder."""
+    simulate_kill("adapt")
+    t0 = time.time()
+    torch.manual_seed(seed)
+    config = model.config
+    modes = {"audio": model_args.encoder_mode, "text": model_args.text_encoder_mode}
+    if modes["text"] != "frozen" and not uses_text(model):
+        raise ValueError("--text_encoder_mode: no stage-1 loss reaches the text encoder when lambda_con is 0 "
+                         "and --mode is unimodal; keep it frozen, or use alignment or --mode multimodal")
+    if modes["text"] != "frozen" and not all(t.strip() for t in texts):
+        raise ValueError("--text_encoder_mode: some training clips have no transcript (use --transcripts asr)")
+    for which, state in pristine.items():
+        getattr(model, f"{which}_encoder").load_state_dict(state)
+        setattr(config, f"{which}_encoder_hash", getattr(config, f"{which}_encoder_hash").split("+")[0])
+    encoder_params = {which: make_trainable(model, which, mode, model_args) for which, mode in modes.items()}
+    freeze_all_but(model, [*encoder_params["audio"], *encoder_params["text"], *head_parameters(model)])
+    if modes["audio"] == "full" and model_args.freeze_feature_encoder and hasattr(model.audio_encoder, "freeze_feature_encoder"):
+        model.freeze_feature_encoder()
+        encoder_params["audio"] = [p for p in encoder_params["audio"] if p.requires_grad]
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    heads = head_parameters(model)
+    params = [*encoder_params["audio"], *encoder_params["text"], *heads]
+    lr = args.encoder_lr or (1e-4 if modes["audio"] == "lora" else 1e-5)
+    optimizer = torch.optim.AdamW([{"params": encoder_params["audio"] + encoder_params["text"], "lr": lr},
+                                   {"params": heads, "lr": args.encoder_heads_lr}])
+    scaler = torch.amp.GradScaler(accelerator.device.type, enabled=accelerator.mixed_precision == "fp16")
+    device = accelerator.device
+    model.to(device)
     generator = torch.Generator().manual_seed(seed)
-    _, size = world()
-    batch = 8 * size
+    lengths = np.array([len(w) for w in waves])
+    text_trainable = bool(encoder_params["text"])
+    curve, step = [], 0
     model.train()
+    micro = args.encoder_batch_size * world()[1]  # clips per micro-batch, over all processes
     for _ in range(args.encoder_epochs):
-        order = torch.randperm(len(waves), generator=generator)
-        for start in range(0, len(order), batch):
-            rows = np.sort(my_slice(order[start : start + batch]).numpy())
-            if len(rows) == 0:
-                continue
-            inputs = processor(audio=[waves[i] for i in rows], sampling_rate=processor.sampling_rate)
-            logits = model.classify(model.project_audio(model.encode_audio(**inputs)))
-            loss = F.cross_entropy(logits, labels[torch.as_tensor(rows)])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+        for batch in length_bucketed_batches(lengths, micro * args.gradient_accumulation_steps, generator):
+            loss_sum = 0.0
+            for start in range(0, len(batch), micro):
+                rows = np.sort(my_slice(torch.as_tensor(batch[start : start + micro])).numpy())
+                if len(rows) == 0:
+                    continue
+                audio_inputs = processor(audio=[waves[i] for i in rows], sampling_rate=processor.sampling_rate).to(device)
+                with accelerator.autocast():
+                    audio = model.encode_audio(**audio_inputs)
+                    if text_trainable:
+                        text = model.encode_text(**processor(text=[texts[i] for i in rows]).to(device))
+                    else:
+                        text = text_features[rows].to(device)
+                    loss = stage1_loss(model, audio.float(), text.float(), labels[rows].to(device), groups[rows].to(device))
+                # weighted by the micro-batch's share of the step's clips: the step's gradient is the mean over all of them
+                share = len(rows) * world()[1] / len(batch)
+                scaler.scale(loss * share).backward()
+                loss_sum += loss.detach().item() * share
+            scaler.unscale_(optimizer)
             average_gradients(params)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            curve.append({"step": step, "loss": loss_sum})
     model.eval()
-    if mode == "lora":
-        model.audio_encoder = model.audio_encoder.merge_and_unload()
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_disable()
+    model.cpu()
     freeze_all_but(model, [])
-    model.config.audio_encoder_hash += f"+{mode}:{state_hash(model.audio_encoder)[:16]}"
-    check_ranks_agree(model.audio_encoder, "adapt")
+    sizes = {which: sum(p.numel() for p in ps) for which, ps in encoder_params.items()}
+    return AdaptationResult([w for w, m in modes.items() if m != "frozen"], time.time() - t0, step, sizes, curve)
+
+
+def merge_adapters(model, encoders: list[str]) -> None:
+    """Fold LoRA adapters into the weights of ``encoders`` (plain transformers modules again) and name the
+    adapted weights in the config; all ranks must hold the same ones."""
+    from peft import PeftModel
+
+    for which in encoders:
+        encoder = getattr(model, f"{which}_encoder")
+        if isinstance(encoder, PeftModel):
+            encoder = encoder.merge_and_unload()
+            setattr(model, f"{which}_encoder", encoder)
+        name = f"{which}_encoder_hash"
+        setattr(model.config, name, f"{getattr(model.config, name).split('+')[0]}+{state_hash(encoder)[:16]}")
+        check_ranks_agree(encoder, "adapt")

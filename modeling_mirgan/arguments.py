@@ -21,13 +21,18 @@ PEERS = ("none", "noise", "smote", "mixup", "class_weight", "oversample")
 GENERATIVE = ("cgan", "mirgan")
 METHODS = PEERS + GENERATIVE
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "data" / "emodb4"
-LORA_TARGETS = {  # the attention query/value projections of each supported audio architecture
+LORA_TARGETS = {  # the attention query/value projections of each supported encoder architecture
     "whisper": ["q_proj", "v_proj"],
     "wav2vec2": ["q_proj", "v_proj"],
     "hubert": ["q_proj", "v_proj"],
     "wavlm": ["q_proj", "v_proj"],
     "audio-spectrogram-transformer": ["query", "value"],
+    "bert": ["query", "value"],
+    "roberta": ["query", "value"],
+    "xlm-roberta": ["query", "value"],
+    "mpnet": ["q", "v"],
 }
+ENCODER_MODES = ("frozen", "lora", "full")
 
 
 def flag_error(flag: str, problem: str) -> ValueError:
@@ -73,11 +78,13 @@ class DataArguments:
 class ModelArguments:
     audio_encoder: str = field(default="openai/whisper-base", metadata={"help": "Hub id or folder of the audio encoder (Whisper, wav2vec2, HuBERT, WavLM, AST)"})
     text_encoder: str = field(default="sentence-transformers/all-MiniLM-L6-v2", metadata={"help": "Hub id or folder of the BERT-family text encoder"})
-    encoder_mode: Literal["frozen", "lora", "full"] = field(default="frozen", metadata={"help": "frozen (cached features), lora (peft adapters) or full fine-tuning of the audio encoder per fold"})
+    encoder_mode: Literal[ENCODER_MODES] = field(default="frozen", metadata={"help": "audio encoder in stage 1: frozen (cached features), or fine-tuned per fold end to end with the heads under the full stage-1 loss, by LoRA adapters (merged afterwards) or all weights"})
+    text_encoder_mode: Literal[ENCODER_MODES] = field(default="frozen", metadata={"help": "text encoder in stage 1 (needs --encoder_mode lora/full, and alignment or --mode multimodal so a loss reaches it)"})
+    freeze_feature_encoder: bool = field(default=True, metadata={"help": "keep the convolutional feature encoder of a wav2vec2-family audio encoder frozen while fine-tuning (as transformers' audio classifiers do)"})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
-    lora_target_modules: list[str] | None = field(default=None, metadata={"help": f"LoRA target modules; None: per architecture {LORA_TARGETS}"})
+    lora_target_modules: list[str] | None = field(default=None, metadata={"help": f"LoRA target module names, matched in each adapted encoder; None: per architecture {LORA_TARGETS}"})
     # overrides of MirganConfig (None keeps the config default shown in the help)
     mode: Literal[MODES] | None = field(default=None, metadata={"help": f"unimodal (audio) or multimodal (audio + transcript); config default {MirganConfig.mode!r}"})
     layer_pooling: Literal[LAYER_POOLINGS] | None = field(default=None, metadata={"help": f"how encoder layers are pooled; config default {MirganConfig.layer_pooling!r}"})
@@ -108,6 +115,8 @@ class ModelArguments:
                 raise flag_error(name, f"{value}: must be >= 0")
         if self.lora_r < 1:
             raise flag_error("lora_r", f"{self.lora_r}: must be >= 1")
+        if self.text_encoder_mode != "frozen" and self.encoder_mode == "frozen":
+            raise flag_error("text_encoder_mode", f"{self.text_encoder_mode!r} needs --encoder_mode lora or full (stage 1 end to end)")
 
     def config_overrides(self) -> dict:
         """The MirganConfig fields this run sets (the others keep the config's defaults)."""
@@ -148,8 +157,13 @@ class TrainArguments:
     stage3_lr: float = field(default=3e-3, metadata={"help": "stage-3 Adam learning rate"})
     extraction_batch_size: int = field(default=8, metadata={"help": "clips per encoder forward"})
     extraction_dtype: Literal["auto", "bfloat16", "float32"] = field(default="auto", metadata={"help": "encoder autocast dtype; auto: bfloat16 on a CPU with avx512_bf16/AMX or a GPU with bf16, else float32"})
-    encoder_epochs: int = field(default=3, metadata={"help": "epochs of encoder adaptation per fold (encoder_mode lora/full)"})
-    encoder_lr: float | None = field(default=None, metadata={"help": "encoder adaptation learning rate; None: 1e-4 for lora, 1e-5 for full"})
+    encoder_epochs: int = field(default=3, metadata={"help": "epochs of end-to-end stage 1 per fold (encoder_mode lora/full)"})
+    encoder_lr: float | None = field(default=None, metadata={"help": "encoder learning rate in end-to-end stage 1; None: 1e-4 for lora, 1e-5 for full"})
+    encoder_heads_lr: float = field(default=1e-3, metadata={"help": "learning rate of the heads in end-to-end stage 1 (small batches: lower than --stage1_lr)"})
+    encoder_batch_size: int = field(default=8, metadata={"help": "clips per optimizer micro-batch in end-to-end stage 1 (split over the processes)"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step in end-to-end stage 1 (InfoNCE and IM see one micro-batch at a time)"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute encoder activations in the backward pass (model.gradient_checkpointing_enable): less memory, more time"})
+    mixed_precision: Literal["no", "bf16", "fp16"] | None = field(default=None, metadata={"help": "autocast of end-to-end stage 1 (fp16 with loss scaling, GPU only); None: what `accelerate launch --mixed_precision` set, else no"})
     resume: bool = field(default=False, metadata={"help": "continue a killed run from output_dir/checkpoints/state.json"})
     final_model: bool = field(default=True, metadata={"help": "train and save a model on all speakers"})
     report: bool = field(default=True, metadata={"help": "write report/ (plots and report.md)"})
@@ -178,7 +192,8 @@ class TrainArguments:
             if not values or any(v < 0 for v in values):
                 raise flag_error(name, f"{values}: give one or more values >= 0")
         for name in ("stage1_epochs", "eval_every", "patience", "batch_size", "gan_steps", "gan_batch_size", "stage3_epochs",
-                     "extraction_batch_size", "synthetic_oversample", "encoder_epochs"):
+                     "extraction_batch_size", "synthetic_oversample", "encoder_epochs", "encoder_batch_size",
+                     "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise flag_error(name, f"{getattr(self, name)}: must be >= 1")
         if self.synthetic_weight < 0:

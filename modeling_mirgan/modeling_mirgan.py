@@ -155,7 +155,7 @@ class MirganPreTrainedModel(PreTrainedModel):
     config_class = MirganConfig
     base_model_prefix = "mirgan"
     main_input_name = "input_features"
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True  # the encoders' layers checkpoint; the heads are a few linear maps
     _supports_sdpa = True
 
     @classmethod
@@ -263,6 +263,15 @@ class MirganForEmotionClassification(MirganPreTrainedModel):
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         hidden = self.text_encoder(input_ids=input_ids, attention_mask=text_attention_mask, **kwargs)
         return masked_mean(hidden.last_hidden_state, text_attention_mask.bool())
+
+    def freeze_feature_encoder(self):
+        """Keep the convolutional feature encoder of a wav2vec2-family audio encoder at its pre-trained
+        weights while the rest fine-tunes, as transformers' own audio classifiers offer."""
+        freeze = getattr(self.audio_encoder, "freeze_feature_encoder", None)
+        if freeze is None:
+            raise ValueError(f"the {self.config.audio_encoder.model_type} audio encoder has no convolutional feature encoder "
+                             "to freeze (wav2vec2, HuBERT and WavLM have one)")
+        freeze()
 
     # -- heads: pooled encoder features -> shared space -> logits --
     def project_audio(self, audio_layer_features: torch.Tensor) -> torch.Tensor:

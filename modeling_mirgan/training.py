@@ -241,6 +241,15 @@ def prepare_transcripts(dataset, data_args: DataArguments, config_defaults: dict
     return dataset, transcripts, use_text
 
 
+def check_launch() -> None:
+    """``accelerate launch --cpu --num_processes N`` starts a single process (its simple launcher sets
+    MASTER_ADDR for N > 1 but starts no ranks): stop instead of silently training on one."""
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("true", "1") and "MASTER_ADDR" in os.environ and "WORLD_SIZE" not in os.environ:
+        raise SystemExit("accelerate launch --cpu with --num_processes > 1 starts only one process. For data parallelism "
+                         "on CPUs run `accelerate launch --multi_gpu --num_processes N train.py ...` (without a GPU it "
+                         "starts N CPU processes over gloo) or `torchrun --nproc_per_node N train.py ...`.")
+
+
 def extraction_dtype(requested: str) -> torch.dtype | None:
     """The autocast dtype of encoder extraction: bf16 where the hardware runs it natively."""
     if requested == "float32":
@@ -256,14 +265,17 @@ def extraction_dtype(requested: str) -> torch.dtype | None:
     return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else None
 
 
-def encoder_features(dataset, model, processor, cache_dir: Path, args: TrainArguments, use_text: bool, label_ids, group_ids, timing):
-    """Encoder outputs of every row (cached with ``datasets.map``), opened as a streamed store."""
+def encoder_features(dataset, model, processor, cache_dir: Path, args: TrainArguments, use_text: bool, label_ids, group_ids, timing,
+                     device: torch.device):
+    """Encoder outputs of every row (cached with ``datasets.map``, computed on ``device``), opened as a streamed store."""
     from datasets_scripts.features import extract_encoder_features
 
     t0 = time.time()
     dtype = extraction_dtype(args.extraction_dtype)
+    model.to(device)
     features, hit = extract_encoder_features(dataset, model, processor, cache_dir, batch_size=args.extraction_batch_size,
                                              use_text=use_text, autocast_dtype=dtype)
+    model.cpu()  # the stages run on the cached features, on the CPU
     timing["extract_s"] = timing.get("extract_s", 0.0) + time.time() - t0
     logger.info("encoder features: %s (%d clips, %.1f s, %s)", "reused from cache" if hit else "computed and cached",
                 len(features), time.time() - t0, "bf16 autocast" if dtype else "fp32")
@@ -312,8 +324,12 @@ def train_mirgan(dataset, protocol=None, data_args: DataArguments | None = None,
     dataset_name = Path(data_args.dataset_dir).name if data_args.dataset == "audiofolder" else data_args.dataset
     output_dir = Path(args.output_dir or Path.cwd() / "outputs" / f"{dataset_name}-{config_defaults['mode']}")
     cache_dir = Path(args.cache_dir or default_cache() / "features")
+    check_launch()
     # cpu=True on machines without CUDA: Accelerate then sees torchrun/MPI ranks (MULTI_CPU over gloo)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), log_with="tensorboard", project_dir=str(output_dir / "runs"))
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=args.mixed_precision,
+                              log_with="tensorboard", project_dir=str(output_dir / "runs"))
+    if accelerator.mixed_precision == "fp16" and accelerator.device.type == "cpu":
+        raise ValueError("--mixed_precision fp16 needs a GPU; use bf16 on a CPU")
     main = accelerator.is_main_process
     output_dir.mkdir(parents=True, exist_ok=True)
     timing: dict[str, float] = {"stage1_s": 0.0, "stage2_s": 0.0, "stage3_s": 0.0}
@@ -348,20 +364,30 @@ def train_mirgan(dataset, protocol=None, data_args: DataArguments | None = None,
     texts = dataset["text"]
     text_index = {t: i for i, t in enumerate(sorted(set(texts)))}
     group_ids = torch.tensor([text_index[t] for t in texts])
-    features, data = encoder_features(dataset, model, processor, cache_dir, args, use_text, label_ids, group_ids, timing)
+    features, data = encoder_features(dataset, model, processor, cache_dir, args, use_text, label_ids, group_ids, timing,
+                                      accelerator.device)
     adapting = model_args.encoder_mode != "frozen"
-    if adapting:  # the encoder is fine-tuned per fold: keep its pre-trained weights and the decoded clips
-        pristine = {k: v.clone() for k, v in model.audio_encoder.state_dict().items()}
+    if adapting:  # stage 1 end to end per fold: keep the pre-trained weights, the frozen features and the decoded clips
+        modes = {"audio": model_args.encoder_mode, "text": model_args.text_encoder_mode}
+        pristine = {which: {k: v.clone() for k, v in getattr(model, f"{which}_encoder").state_dict().items()}
+                    for which, mode in modes.items() if mode != "frozen"}
+        frozen = data
         waves = [processor.prepare_audio(path) for path in dataset["audio"]]
 
     def adapted(rows, seed):
-        """Adapt the encoder on ``rows`` (training clips only), then re-extract every row's features."""
-        t0 = time.time()
-        stages.reset_heads(model, data, torch.as_tensor(rows))
-        adaptation.adapt_audio_encoder(model, pristine, processor, [waves[i] for i in rows], label_ids[torch.as_tensor(rows)],
-                                   model_args, args, seed)
-        timing["adapt_s"] = timing.get("adapt_s", 0.0) + time.time() - t0
-        return encoder_features(dataset, model, processor, cache_dir, args, use_text, label_ids, group_ids, timing)
+        """Stage 1 end to end on ``rows`` (training clips only), then every row's features re-extracted
+        with the adapted encoders. The heads start from statistics of the frozen features of ``rows``."""
+        rows = torch.as_tensor(rows)
+        stages.reset_heads(model, frozen, rows)
+        fit = adaptation.adapt_encoders(model, pristine, processor, [waves[i] for i in rows.tolist()], [texts[i] for i in rows.tolist()],
+                                        frozen.text[rows], label_ids[rows], group_ids[rows], model_args, args, accelerator, seed)
+        timing["adapt_s"] = timing.get("adapt_s", 0.0) + fit.seconds
+        logger.info("stage 1 end to end on %d clips: %d steps, %.1f s, trainable encoder parameters %s, loss %.3f -> %.3f",
+                    len(rows), fit.steps, fit.seconds, fit.trainable_parameters, fit.curve[0]["loss"], fit.curve[-1]["loss"])
+        adapted_features = encoder_features(dataset, model, processor, cache_dir, args, use_text, label_ids, group_ids, timing,
+                                            accelerator.device)
+        return (*adapted_features, {"rows": len(rows), "seconds": fit.seconds, "steps": fit.steps,
+                                    "trainable_parameters": fit.trainable_parameters, "curve": fit.curve})
 
     # 4. cross-validation
     speakers, genders = dataset["speaker"], dataset["gender"]
@@ -394,8 +420,6 @@ def train_mirgan(dataset, protocol=None, data_args: DataArguments | None = None,
                 sub = np.asarray(train_idx)[stratified_subsample(label_ids[train_idx].numpy(), fraction, base_seed)]
                 if imbalance:  # the same cut for every method: a class-imbalance regime
                     sub = sub[imbalanced_subsample(label_ids[sub].numpy(), imbalance, base_seed)]
-                if adapting:  # adapted on the whole training fold (validation speakers included, test speakers never)
-                    features, data = adapted(list(sub), base_seed)
                 if fold.validation_values:  # an official development partition (e.g. MSP-Podcast)
                     held = set(fold.validation_values)
                     inner, val = list(sub), [i for i, v in enumerate(column) if v in held]
@@ -406,10 +430,14 @@ def train_mirgan(dataset, protocol=None, data_args: DataArguments | None = None,
                     val = [i for i in sub if speakers[i] in val_spk]
                 if len({int(label_ids[i]) for i in inner}) < len(classes) or not val:
                     inner, val = list(sub), list(sub)  # too few speakers to hold some out
+                if adapting:  # on the inner rows only: the validation speakers stay unseen until the choices are made on them
+                    features, data, adapted_on = adapted(inner, base_seed)
                 result = run_fold(model, data, sub, inner, val, test_idx, methods, args, base_seed, timing)
                 result.update({"fold": fold.name, "seed": seed, "fraction": fraction, "n_train": len(sub), "n_test": len(test_idx),
                                "validation_speakers": sorted(val_spk), "test_speakers": sorted({speakers[i] for i in test_idx}),
                                "generator_text_condition": model.config.generator_text_condition})
+                if adapting:
+                    result["adaptation"] = adapted_on
                 runs.append(result)
                 done[key] = result
                 if main:
@@ -426,6 +454,13 @@ def train_mirgan(dataset, protocol=None, data_args: DataArguments | None = None,
     bar.close()
     results = summarise(runs, methods, classes, protocol, folds, dataset, data_args, model_args, args, model, skipped, skipped_examples)
     results["transcripts"] = transcripts
+    if adapting:
+        results["adaptation"] = {
+            "scheme": "stage 1 end to end (encoders + heads, full stage-1 loss) on each training fold's inner rows only; "
+                      "the validation speakers score the choices with features of that encoder, and the fold's refit and "
+                      "stages 2-3 use it too",
+            "encoder_mode": model_args.encoder_mode, "text_encoder_mode": model_args.text_encoder_mode,
+            "runs": [{k: r[k] for k in ("fold", "seed", "fraction")} | r["adaptation"] for r in runs]}
 
     # 5. final model on all speakers, with the folds' choices
     if args.final_model:
@@ -439,7 +474,7 @@ def train_mirgan(dataset, protocol=None, data_args: DataArguments | None = None,
         model.config.lambda_con = max(set(aligned), key=lambda v: (aligned.count(v), -v))  # the folds' majority
         every = np.arange(len(dataset))
         if adapting:
-            features, data = adapted(list(every), args.seed)
+            features, data, adapted_on = adapted(every, args.seed)
         rows = torch.as_tensor(every)
         model.config.generator_text_condition = text_condition
         stages.resolve_text_condition(model, data.groups)  # after lambda_con: no alignment, no text condition
@@ -454,6 +489,8 @@ def train_mirgan(dataset, protocol=None, data_args: DataArguments | None = None,
         results["final_model"] = {"method": final_method, "synthetic_ratio": ratio, "lambda_con": model.config.lambda_con,
                                   "weight_decay": weight_decay,
                                   "stage1_epochs": epochs, "n_train": len(rows)}
+        if adapting:
+            results["final_model"]["adaptation"] = {k: v for k, v in adapted_on.items() if k != "curve"}
         if main:
             save_model(model, processor, output_dir / "model", results)
             if args.report:
@@ -522,6 +559,8 @@ def log_fold(accelerator, result: dict, step: int) -> None:
         tracker.add_scalar(f"{fold}/stage1/loss", point["loss"], point["epoch"])
         if "validation_ua" in point:
             tracker.add_scalar(f"{fold}/stage1/validation_ua", point["validation_ua"], point["epoch"])
+    for point in result.get("adaptation", {}).get("curve", []):
+        tracker.add_scalar(f"{fold}/stage1_end_to_end/loss", point["loss"], point["step"])
     for name, curve in result["curves"].items():
         if name in ("stage1", "stage1_candidates"):
             continue
