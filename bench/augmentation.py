@@ -94,7 +94,12 @@ def write_tables(name: str, table: dict) -> None:
     fmt = lambda v, d=3: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
     lines = [f"# Augmentation benchmark: {name}", "",
              f"Encoder {table['encoder']}; {table['protocol']}", "",
-             f"Machine: {table['machine']}; date {table['date']}.", "", "Commands:", "",
+             f"Machine: {table['machine']}; date {table['date']}.", "",
+             *([f"Stage 1 end to end ({table['adaptation']['encoder_mode']}): {table['adaptation']['scheme']}. "
+                f"{table['adaptation']['seconds_per_fold_mean']:.0f} s per fold run on average (max "
+                f"{table['adaptation']['seconds_per_fold_max']:.0f} s, {table['adaptation']['fold_runs']} fold runs).", ""]
+               if table.get("adaptation") else []),
+             "Commands:", "",
              *[f"    {c}" for c in table["commands"]], "",
              "| regime | fraction | method | UA mean ± std | WA | F1 | runs | UA gain vs none | p vs none | best peer | p vs best peer |"
              " MI bits | Q-acc (real) | C2ST (floor) | precision | recall | Fréchet ratio | NN ratio |",
@@ -169,6 +174,11 @@ def main():
                  machine=f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {results['versions']['torch']}",
                  date=time.strftime("%Y-%m-%d"))
     table.setdefault("wall_s", {})[args.variant or "main"] = round(time.time() - started, 1)
+    if "adaptation" in results:  # stage 1 end to end: its cost per fold run
+        seconds = [r["seconds"] for r in results["adaptation"]["runs"]]
+        table["adaptation"] = {"encoder_mode": results["adaptation"]["encoder_mode"], "scheme": results["adaptation"]["scheme"],
+                               "seconds_per_fold_mean": float(np.mean(seconds)), "seconds_per_fold_max": float(np.max(seconds)),
+                               "fold_runs": len(seconds)}
     write_tables(args.name, table)
     print((RESULTS / f"augmentation_{args.name}.md").read_text())
 
