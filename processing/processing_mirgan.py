@@ -19,9 +19,11 @@ import numpy as np
 import torch
 from transformers import BatchFeature, ProcessorMixin, WhisperFeatureExtractor
 from transformers.pipelines.audio_classification import AudioClassificationPipeline
+from transformers.utils import logging
 
 from .audio import AudioError, load_audio, to_mono_16k
 
+logger = logging.get_logger(__name__)
 MIN_SAMPLES = 400  # 25 ms: the receptive field of wav2vec2-style encoders, one STFT window for Whisper
 
 
@@ -196,6 +198,9 @@ class MirganAudioClassificationPipeline(AudioClassificationPipeline):
     - a file path or encoded bytes is decoded with soundfile, as ``MirganProcessor`` and
       ``modeling_mirgan.predict`` do (FFmpeg only for formats soundfile cannot read).
 
+    No transcript reaches the model here, so a multimodal mirgan model answers with its audio-only
+    head, and the pipeline says so once per process rather than silently.
+
     Every other model, and every other input, goes through the parent class unchanged."""
 
     def preprocess(self, inputs):
@@ -227,6 +232,15 @@ class MirganAudioClassificationPipeline(AudioClassificationPipeline):
         if self.dtype is not None:
             processed = processed.to(dtype=self.dtype)
         return processed
+
+    def _forward(self, model_inputs):
+        config = self.model.config
+        if getattr(config, "model_type", None) == "mirgan" and config.multimodal and "input_ids" not in model_inputs:
+            logger.warning_once(
+                "this multimodal mirgan model gets no transcript through pipeline('audio-classification'): the "
+                "audio-only head C(h) (model.classifier) answers, not the multimodal head C_m([h; u]); for that, call "
+                "the model with MirganProcessor(audio=..., text=...) or run modeling_mirgan.predict with --text")
+        return super()._forward(model_inputs)
 
 
 def register_pipeline() -> None:

@@ -655,3 +655,30 @@ def test_pushed_config_json_names_encoders_not_local_folders(hub, tiny_model_dir
     assert pushed["text_encoder"]["_name_or_path"] == config["text_encoder_name"]
     assert {k: v for k, v in pushed.items() if k not in ("audio_encoder", "text_encoder")} == \
         {k: v for k, v in config.items() if k not in ("audio_encoder", "text_encoder")}
+
+
+PIPELINE_TWICE = """
+    import json, sys
+    import numpy as np
+    import modeling_mirgan  # noqa: F401
+    from transformers import pipeline
+
+    clf = pipeline("audio-classification", model=sys.argv[1])
+    wave = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
+    first = clf({"raw": wave, "sampling_rate": 16000})
+    second = clf({"raw": wave[:8000], "sampling_rate": 16000})
+    print(json.dumps({"labels": sorted(s["label"] for s in first + second)}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["multimodal", "unimodal"])
+def test_pipeline_on_multimodal_model_says_once_which_head_answered(tmp_path, mode):
+    from tests.test_transcripts import save_tiny
+
+    folder = save_tiny(tmp_path / "model", mode)
+    proc = python(PIPELINE_TWICE, str(folder))
+    assert last_json(proc)["labels"]
+    warned = proc.stderr.count("gets no transcript through pipeline('audio-classification')")
+    assert warned == (1 if mode == "multimodal" else 0), proc.stderr[-3000:]
+    if mode == "multimodal":
+        assert "audio-only head C(h)" in proc.stderr
