@@ -18,9 +18,27 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def main() -> dict:
+def setup_logging() -> None:
+    """Each message once, not once per torchrun rank: the main process (RANK 0) logs at INFO, the other
+    ranks only errors. Python warnings and the transformers/datasets loggers (their own handlers) follow."""
     import logging
 
+    from datasets.utils import logging as datasets_logging
+    from transformers.utils import logging as transformers_logging
+
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    logging.basicConfig(level=logging.INFO if main_process else logging.ERROR,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.captureWarnings(True)  # warnings.warn(...) of the libraries goes through the levels above
+    if not main_process:
+        transformers_logging.set_verbosity_error()
+        datasets_logging.set_verbosity_error()
+    from modeling_mirgan.hub import quiet_http_logging
+
+    quiet_http_logging()  # no INFO line per Hub request
+
+
+def main() -> dict:
     from modeling_mirgan.arguments import parse_args
 
     # 1. arguments: every flag is checked here, before any audio is read
@@ -28,12 +46,7 @@ def main() -> dict:
         data_args, model_args, train_args = parse_args()
     except ValueError as err:  # a bad flag value: name it and stop, before any audio is read
         raise SystemExit(f"train.py: error: {err}") from None
-    rank = int(os.environ.get("RANK", "0"))
-    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    from modeling_mirgan.hub import quiet_http_logging
-
-    quiet_http_logging()  # no INFO line per Hub request
+    setup_logging()
 
     # 2. corpus: a release layout or an audiofolder, with its standard protocol
     from datasets_scripts import load_corpus

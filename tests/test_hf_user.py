@@ -682,3 +682,27 @@ def test_pipeline_on_multimodal_model_says_once_which_head_answered(tmp_path, mo
     assert warned == (1 if mode == "multimodal" else 0), proc.stderr[-3000:]
     if mode == "multimodal":
         assert "audio-only head C(h)" in proc.stderr
+
+
+WARN_EVERYWHERE = """
+    import logging, warnings
+    from datasets.utils import logging as datasets_logging
+    from transformers.utils import logging as transformers_logging
+    import train
+
+    train.setup_logging()
+    warnings.warn("w-python")
+    logging.getLogger("mirgan").warning("w-mirgan")
+    transformers_logging.get_logger("transformers.x").warning("w-transformers")
+    datasets_logging.get_logger("datasets.x").warning("w-datasets")
+    logging.getLogger("mirgan").error("e-mirgan")
+"""
+
+
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_warnings_are_logged_once_not_per_rank(rank):
+    """Under torchrun every rank runs train.py: only rank 0 prints warnings; errors come from every rank."""
+    err = python(WARN_EVERYWHERE, env={"RANK": rank}).stderr
+    warned = [w for w in ("w-python", "w-mirgan", "w-transformers", "w-datasets") if w in err]
+    assert warned == (["w-python", "w-mirgan", "w-transformers", "w-datasets"] if rank == "0" else []), err
+    assert "e-mirgan" in err
