@@ -115,14 +115,63 @@ def test_torchrun_two_processes_matches_single_process(trained, tmp_path):
 
 @pytest.mark.slow
 def test_lora_encoder_mode_end_to_end(small_emodb, tmp_path):
-    """LoRA adapters on the real Whisper encoder, per fold, then re-extracted features and all stages."""
+    """Stage 1 end to end with LoRA on the real Whisper encoder, per fold on the inner rows, then re-extracted
+    features and all stages; the final model's adapted encoder reloads and classifies through the pipeline."""
+    import modeling_mirgan  # noqa: F401  registers the classes
+    from transformers import pipeline
+
+    from modeling_mirgan import MirganForEmotionClassification
+
     proc = run_train(["--dataset_dir", str(small_emodb), "--output_dir", str(tmp_path), *QUICK, "--encoder_mode", "lora",
-                      "--encoder_epochs", "1", "--max_folds", "1", "--final_model", "false"], tmp_path / "cache")
+                      "--encoder_epochs", "1", "--max_folds", "1"], tmp_path / "cache")
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["timing"]["adapt_s"] > 0 and results["arguments"]["model"]["encoder_mode"] == "lora"
     assert 0.25 < results["methods"]["baseline"]["ua_mean"] <= 1.0
-    # frozen features once, then the adapted encoder's features under a new cache key
-    assert proc.stderr.count("computed and cached") == 2
+    (run,) = results["adaptation"]["runs"]
+    validation = {s.split("=")[-1] for s in results["protocol"]["runs"][0]["validation_speakers"]}
+    n_train = results["protocol"]["runs"][0]["n_train"]
+    assert validation and run["rows"] < n_train  # adapted on the inner rows: the validation speakers were held out
+    assert run["steps"] > 0 and run["trainable_parameters"]["audio"] > 0 and run["trainable_parameters"]["text"] == 0
+    # frozen features once, then the adapted encoder's features under a new cache key (fold, final model)
+    assert proc.stderr.count("computed and cached") == 3
+    model = MirganForEmotionClassification.from_pretrained(tmp_path / "model")
+    assert "+" in model.config.audio_encoder_hash and not any("lora" in k for k in model.state_dict())
+    clip = str(next((small_emodb / "sad").glob("*.wav")))
+    scores = {s["label"]: s["score"] for s in pipeline("audio-classification", model=str(tmp_path / "model"))(clip)}
+    processor = __import__("transformers").AutoProcessor.from_pretrained(tmp_path / "model")
+    with torch.no_grad():
+        direct = model.eval()(**processor(audio=clip)).logits.softmax(-1)[0]
+    assert all(abs(scores[model.config.id2label[i]] - float(p)) < 1e-5 for i, p in enumerate(direct))
+
+
+@pytest.mark.slow
+def test_torchrun_two_process_lora_passes_the_rank_checks(small_emodb, tmp_path):
+    run_train(["--dataset_dir", str(small_emodb), "--output_dir", str(tmp_path), *QUICK, "--encoder_mode", "lora",
+               "--encoder_epochs", "1", "--max_folds", "1", "--final_model", "false"], tmp_path / "cache",
+              launcher=[sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534"])
+    checks = json.loads((tmp_path / "results.json").read_text())["distributed"]
+    assert checks["processes"] == 2
+    assert checks["rank_weight_checks_passed"]["adapt"] == 1  # the adapted encoder is bit-identical on both ranks
+    assert checks["rank_weight_checks_passed"]["stage1"] > 0
+
+
+def accelerate_launch(flags: list[str]) -> list[str]:
+    return [sys.executable, "-m", "accelerate.commands.launch", *flags]
+
+
+@pytest.mark.slow
+def test_accelerate_launch_with_several_cpu_processes_runs_them_or_stops(trained, tmp_path):
+    """`--cpu --num_processes 2` would silently train on one process: it stops with the message instead;
+    `--multi_gpu --num_processes 2` on a machine without CUDA runs 2 CPU ranks."""
+    small, cache, _, _ = trained
+    args = ["--dataset_dir", str(small), "--output_dir", str(tmp_path), *QUICK, "--max_folds", "1", "--final_model", "false"]
+    stopped = run_train(args, cache, launcher=accelerate_launch(["--num_processes", "2", "--cpu"]), check=False)
+    assert stopped.returncode != 0 and "starts only one process" in stopped.stderr
+    assert not (tmp_path / "results.json").exists()
+    if torch.cuda.is_available():
+        pytest.skip("the --multi_gpu half checks CPU ranks on a machine without CUDA")
+    run_train(args, cache, launcher=accelerate_launch(["--num_processes", "2", "--multi_gpu", "--main_process_port", "29535"]))
+    assert json.loads((tmp_path / "results.json").read_text())["distributed"]["processes"] == 2
 
 
 @pytest.mark.slow
