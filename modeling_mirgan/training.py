@@ -501,7 +501,8 @@ def train_mirgan(dataset, protocol=None, data_args: DataArguments | None = None,
     # 6. outputs
     timing["total_s"] = time.time() - started
     results["timing"] = timing
-    results["distributed"] = {"processes": accelerator.num_processes, "rank_weight_checks_passed": dict(stages.RANK_CHECKS)}
+    results["distributed"] = {"processes": accelerator.num_processes, "device": accelerator.device.type,
+                              "mixed_precision": accelerator.mixed_precision, "rank_weight_checks_passed": dict(stages.RANK_CHECKS)}
     if main:
         write_json_atomic(output_dir / "results.json", results)
         if args.push_to_hub:
