@@ -2,6 +2,7 @@
 
     python train.py                                  # the embedded EmoDB 4-class default
     python train.py --dataset_dir DIR --classes angry happy neutral sad
+    python train.py --dataset_name FOLDER_OR_HUB_ID --label_column emotion   # any datasets dataset
     python train.py config.yaml                      # the same arguments from a YAML/JSON file
     torchrun --nproc_per_node 2 train.py ...         # data parallel (CPU: gloo)
 
@@ -48,15 +49,27 @@ def main() -> dict:
         raise SystemExit(f"train.py: error: {err}") from None
     setup_logging()
 
-    # 2. corpus: a release layout or an audiofolder, with its standard protocol
-    from datasets_scripts import load_corpus
+    # 2. corpus: a release layout or an audiofolder with its standard protocol, or any datasets dataset
+    if data_args.dataset_name is not None:
+        from datasets_scripts.hf_dataset import load_hf_dataset
+        from modeling_mirgan.encoders import cache_dir
 
-    corpus = load_corpus(
-        data_args.dataset, data_args.dataset_dir, protocol=data_args.protocol, skip_bad=data_args.skip_bad,
-        classes=data_args.classes, folds=data_args.folds, label_column=data_args.label_column,
-        speaker_column=data_args.speaker_column, text_column=data_args.text_column,
-        normalize_labels=data_args.normalize_labels, allow_missing_classes=data_args.allow_missing_classes,
-    )
+        corpus = load_hf_dataset(
+            data_args.dataset_name, cache_dir() / "datasets", data_args.dataset_config, data_args.dataset_split,
+            data_dir=None if data_args.dataset_dir == data_args.dataset_name else data_args.dataset_dir,
+            audio_column=data_args.audio_column, label_column=data_args.label_column,
+            speaker_column=data_args.speaker_column, text_column=data_args.text_column, classes=data_args.classes,
+            folds=data_args.folds, skip_bad=data_args.skip_bad, allow_missing_classes=data_args.allow_missing_classes,
+        )
+    else:
+        from datasets_scripts import load_corpus
+
+        corpus = load_corpus(
+            data_args.dataset, data_args.dataset_dir, protocol=data_args.protocol, skip_bad=data_args.skip_bad,
+            classes=data_args.classes, folds=data_args.folds, label_column=data_args.label_column,
+            speaker_column=data_args.speaker_column, text_column=data_args.text_column,
+            normalize_labels=data_args.normalize_labels, allow_missing_classes=data_args.allow_missing_classes,
+        )
 
     # 3. transcripts, model, features, cross-validation, final model and outputs
     from modeling_mirgan import train_mirgan

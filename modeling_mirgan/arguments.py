@@ -49,10 +49,14 @@ def check_choices(flag: str, values, allowed) -> None:
 class DataArguments:
     dataset: Literal[CORPORA] = field(default="audiofolder", metadata={"help": "corpus builder: an official release layout or any audiofolder"})
     dataset_dir: str = field(default=str(DEFAULT_DATA), metadata={"help": "corpus folder (alias --data_dir); default: the embedded EmoDB-4"})
+    dataset_name: str | None = field(default=None, metadata={"help": "any datasets dataset instead of a corpus builder: a save_to_disk folder, a Hub repo id (from the Hub cache offline) or audiofolder (with --dataset_dir); speaker folds over all its rows"})
+    dataset_config: str | None = field(default=None, metadata={"help": "configuration name of --dataset_name"})
+    dataset_split: str | None = field(default=None, metadata={"help": "split of --dataset_name; None: all splits joined"})
     protocol: str | None = field(default=None, metadata={"help": "named protocol of a release corpus, e.g. 4class; None: the literature's"})
-    label_column: str = field(default="label", metadata={"help": "metadata column holding the emotion label (audiofolder)"})
-    speaker_column: str = field(default="speaker", metadata={"help": "metadata column holding the speaker id (audiofolder)"})
-    text_column: str = field(default="text", metadata={"help": "metadata column holding the transcript (audiofolder)"})
+    audio_column: str = field(default="audio", metadata={"help": "column holding the audio (--dataset_name: an Audio feature or file paths)"})
+    label_column: str = field(default="label", metadata={"help": "column holding the emotion label (audiofolder metadata or --dataset_name)"})
+    speaker_column: str = field(default="speaker", metadata={"help": "column holding the speaker id (audiofolder metadata or --dataset_name)"})
+    text_column: str = field(default="text", metadata={"help": "column holding the transcript (audiofolder metadata or --dataset_name)"})
     classes: list[str] | None = field(default=None, metadata={"help": "labels to keep, in this order (others are dropped and counted); None: all"})
     folds: int = field(default=5, metadata={"help": "k speaker folds for corpora without a standard protocol (>= 2)"})
     test_speakers: list[str] | None = field(default=None, metadata={"help": "one fixed test split instead of k folds"})
@@ -65,6 +69,11 @@ class DataArguments:
     asr_language: str | None = field(default=None, metadata={"help": "ASR language, e.g. de; None: Whisper detects it"})
 
     def __post_init__(self):
+        if self.dataset_name is not None:
+            if self.dataset != "audiofolder" or self.protocol is not None:
+                raise flag_error("dataset_name", "replaces --dataset and --protocol (speaker folds); give one or the other")
+            if self.dataset_name != "audiofolder" and self.dataset_dir == str(DEFAULT_DATA):
+                self.dataset_dir = self.dataset_name  # outputs and results are named after the data actually used
         if self.folds < 2 and not self.test_speakers:
             raise flag_error("folds", f"{self.folds}: speaker-independent cross-validation needs at least 2 folds")
         if self.max_folds is not None and self.max_folds < 1:

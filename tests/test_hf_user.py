@@ -706,3 +706,47 @@ def test_warnings_are_logged_once_not_per_rank(rank):
     warned = [w for w in ("w-python", "w-mirgan", "w-transformers", "w-datasets") if w in err]
     assert warned == (["w-python", "w-mirgan", "w-transformers", "w-datasets"] if rank == "0" else []), err
     assert "e-mirgan" in err
+
+
+@pytest.fixture(scope="module")
+def saved_emodb_dataset(tmp_path_factory) -> Path:
+    """4 speakers of the embedded EmoDB as a save_to_disk folder with a Hub dataset's layout: the audio's bytes
+    inside the Arrow files, labels as a ClassLabel, and columns that are not the unified schema's names."""
+    import csv
+
+    from datasets import Audio, Dataset
+
+    from tests.conftest import SPEAKERS
+
+    with open(EMBEDDED_EMODB / "metadata.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["speaker"] in SPEAKERS]
+    data = Dataset.from_dict({
+        "audio": [{"bytes": (EMBEDDED_EMODB / r["file_name"]).read_bytes(), "path": Path(r["file_name"]).name} for r in rows],
+        "emotion": [r["label"] for r in rows], "speaker_id": [r["speaker"] for r in rows],
+        "transcript": [r["text"] for r in rows]}).cast_column("audio", Audio()).class_encode_column("emotion")
+    folder = tmp_path_factory.mktemp("hfds") / "emodb-hf"
+    data.save_to_disk(str(folder))
+    return folder
+
+
+def test_dataset_name_with_a_missing_column_names_the_flag_and_the_likely_column(saved_emodb_dataset, tmp_path):
+    from tests.conftest import run_train
+
+    proc = run_train(["--dataset_name", str(saved_emodb_dataset), "--output_dir", str(tmp_path)], tmp_path / "cache", check=False)
+    assert proc.returncode != 0
+    assert "no column 'label' for --label_column" in proc.stderr and "pass --label_column emotion" in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_train_takes_a_saved_datasets_dataset_with_renamed_columns(saved_emodb_dataset, tmp_path):
+    from tests.conftest import QUICK, run_train
+
+    cache = tmp_path / "cache"
+    run_train(["--dataset_name", str(saved_emodb_dataset), "--label_column", "emotion", "--speaker_column", "speaker_id",
+               "--text_column", "transcript", "--output_dir", str(tmp_path / "out"), *QUICK, "--max_folds", "1",
+               "--final_model", "false", "--report", "false"], cache)
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["dataset"] == "emodb-hf" and results["n_clips"] == 141 and results["n_skipped"] == 0
+    assert results["classes"] == ["angry", "happy", "neutral", "sad"]  # the ClassLabel's names, not its ids
+    run = results["protocol"]["runs"][0]
+    assert run["n_train"] + run["n_test"] <= 141 and run["n_test"] > 0
