@@ -123,9 +123,10 @@ def test_lora_encoder_mode_end_to_end(small_emodb, tmp_path):
     from modeling_mirgan import MirganForEmotionClassification
 
     proc = run_train(["--dataset_dir", str(small_emodb), "--output_dir", str(tmp_path), *QUICK, "--encoder_mode", "lora",
-                      "--encoder_epochs", "1", "--max_folds", "1"], tmp_path / "cache")
+                      "--encoder_epochs", "1", "--max_folds", "1", "--mixed_precision", "bf16"], tmp_path / "cache")
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["timing"]["adapt_s"] > 0 and results["arguments"]["model"]["encoder_mode"] == "lora"
+    assert results["distributed"]["mixed_precision"] == "bf16"
     assert 0.25 < results["methods"]["baseline"]["ua_mean"] <= 1.0
     (run,) = results["adaptation"]["runs"]
     validation = {s.split("=")[-1] for s in results["protocol"]["runs"][0]["validation_speakers"]}
@@ -162,14 +163,16 @@ def accelerate_launch(flags: list[str]) -> list[str]:
 @pytest.mark.slow
 def test_accelerate_launch_with_several_cpu_processes_runs_them_or_stops(trained, tmp_path):
     """`--cpu --num_processes 2` would silently train on one process: it stops with the message instead;
-    `--multi_gpu --num_processes 2` on a machine without CUDA runs 2 CPU ranks."""
+    `--multi_gpu --num_processes 2` on a machine without CUDA runs 2 CPU ranks. fp16 on a CPU stops too."""
     small, cache, _, _ = trained
     args = ["--dataset_dir", str(small), "--output_dir", str(tmp_path), *QUICK, "--max_folds", "1", "--final_model", "false"]
     stopped = run_train(args, cache, launcher=accelerate_launch(["--num_processes", "2", "--cpu"]), check=False)
     assert stopped.returncode != 0 and "starts only one process" in stopped.stderr
     assert not (tmp_path / "results.json").exists()
     if torch.cuda.is_available():
-        pytest.skip("the --multi_gpu half checks CPU ranks on a machine without CUDA")
+        pytest.skip("the rest checks CPU ranks and CPU precision on a machine without CUDA")
+    fp16 = run_train(args + ["--mixed_precision", "fp16"], cache, check=False)
+    assert fp16.returncode != 0 and "--mixed_precision fp16 needs a GPU" in fp16.stderr
     run_train(args, cache, launcher=accelerate_launch(["--num_processes", "2", "--multi_gpu", "--main_process_port", "29535"]))
     assert json.loads((tmp_path / "results.json").read_text())["distributed"]["processes"] == 2
 
