@@ -452,8 +452,9 @@ def resolve_text_condition(model, groups: torch.Tensor) -> None:
 
 @one_thread()
 def train_stage2(model, real: torch.Tensor, labels: torch.Tensor, text: torch.Tensor, groups: torch.Tensor,
-                 args: TrainArguments, lambda_info: float, seed: int) -> list[dict]:
-    """G and D on real stage-1 samples ``real`` (``h`` or ``[h; u]`` pairs); every stage-1 weight frozen."""
+                 args: TrainArguments, lambda_info: float, seed: int, held_out_ce: float | None = None) -> list[dict]:
+    """G and D on real stage-1 samples ``real`` (``h`` or ``[h; u]`` pairs); every stage-1 weight frozen.
+    ``held_out_ce``: the classifier's cross-entropy on held-out real rows (info_target ``held_out``)."""
     simulate_kill("stage2")
     torch.manual_seed(seed)
     model.eval()
@@ -470,6 +471,10 @@ def train_stage2(model, real: torch.Tensor, labels: torch.Tensor, text: torch.Te
     if model.config.info_target == "real":
         with torch.no_grad():
             real_ce = float(F.cross_entropy(model.q_logits(real), labels))
+    elif model.config.info_target == "held_out":
+        if held_out_ce is None:
+            raise ValueError("info_target 'held_out' needs the classifier's cross-entropy on held-out rows (held_out_ce)")
+        real_ce = held_out_ce
     rng = torch.Generator().manual_seed(seed)
     n, batch = len(real), args.gan_batch_size
     _, size = world()

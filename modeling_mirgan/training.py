@@ -96,6 +96,7 @@ class Fit:
     h_all: torch.Tensor
     u_all: torch.Tensor
     methods: dict = field(default_factory=dict)  # method -> {gan, curve, per_ratio, quality}
+    held_out_ce: float | None = None  # the classifier's cross-entropy on held-out real rows (info_target held_out)
 
 
 def fit_methods(model, data: CorpusFeatures, fit: Fit, rows: torch.Tensor, methods: list[str], ratios: dict[str, list[float]],
@@ -113,12 +114,14 @@ def fit_methods(model, data: CorpusFeatures, fit: Fit, rows: torch.Tensor, metho
         t0 = time.time()
         if method in GENERATIVE:
             lam = 0.0 if method == "cgan" else model.config.lambda_info
-            entry["curve"] = stages.train_stage2(model, x, y, u, groups, args, lam, seed + 1)
+            entry["curve"] = stages.train_stage2(model, x, y, u, groups, args, lam, seed + 1, fit.held_out_ce)
             entry["gan"] = stages.snapshot(model, stages.GAN_PREFIXES)
-            if realism_rows is not None:
+            timing["stage2_s"] += time.time() - t0
+            if realism_rows is not None:  # an evaluation of the generator, timed apart from training it
+                t0 = time.time()
                 held = stages.training_samples(model, data, fit.h_all, fit.u_all, realism_rows)
                 entry["quality"] = generator_realism(model, x, y, held, data.labels[realism_rows], u, seed + 2)
-        timing["stage2_s"] += time.time() - t0
+                timing["realism_s"] = timing.get("realism_s", 0.0) + time.time() - t0
         t0 = time.time()
         for ratio in ratios[method]:
             if method in GENERATIVE:
@@ -163,6 +166,14 @@ def fit_stage1(model, data, rows, args, seed, timing, weight_decay=None, epochs=
     return Fit(result, stages.snapshot(model, stages.HEAD_PREFIXES), h_all, u_all)
 
 
+@torch.no_grad()
+def classifier_ce(model, data: CorpusFeatures, fit: Fit, rows: torch.Tensor) -> float:
+    """Cross-entropy of the fitted stage-1 classifier (InfoGAN's Q) on ``rows``."""
+    model.eval()
+    samples = stages.training_samples(model, data, fit.h_all, fit.u_all, rows)
+    return float(torch.nn.functional.cross_entropy(model.q_logits(samples), data.labels[rows]))
+
+
 def alignment_candidates(model, args: TrainArguments) -> tuple[float, ...]:
     """``lambda_con`` values stage 1 chooses from: the config's and, with ``select_alignment``, none."""
     return (model.config.lambda_con, 0.0) if args.select_alignment else (model.config.lambda_con,)
@@ -176,6 +187,7 @@ def run_fold(model, data: CorpusFeatures, sub: np.ndarray, inner: list[int], val
     # 1. choose stage-1 alignment and regularisation, then each method's synthetic ratio, on the validation rows
     sel = fit_stage1(model, data, inner_t, args, seed, timing, validation=val_t, alignment_weights=alignment_candidates(model, args))
     stages.resolve_text_condition(model, data.groups[inner_t])
+    sel.held_out_ce = classifier_ce(model, data, sel, val_t)
     fit_methods(model, data, sel, inner_t, methods, {m: method_ratios(m, args.synthetic_ratios) for m in methods},
                 args, seed, timing, realism_rows=val_t)
     chosen = {}
@@ -184,9 +196,11 @@ def run_fold(model, data: CorpusFeatures, sub: np.ndarray, inner: list[int], val
         chosen[method] = max(val_ua, key=lambda r: (val_ua[r], -r))
     # 2. refit with those choices on the whole training part, score the held-out speakers
     fit = fit_stage1(model, data, sub_t, args, seed, timing, weight_decay=sel.stage1.weight_decay, epochs=sel.stage1.epochs)
+    fit.held_out_ce = sel.held_out_ce  # the refit has no held-out rows left: the selection fit's measurement
     fit_methods(model, data, fit, sub_t, methods, {m: [chosen[m]] for m in methods}, args, seed, timing)
     result = {"stage1": {"lambda_con": sel.stage1.lambda_con, "weight_decay": sel.stage1.weight_decay,
-                         "epochs": sel.stage1.epochs, "validation_ua": sel.stage1.validation_ua},
+                         "epochs": sel.stage1.epochs, "validation_ua": sel.stage1.validation_ua,
+                         "validation_ce": sel.held_out_ce},
               "methods": {"baseline": score(model, fit, data, test_t)}}
     for method in methods:
         s = score(model, fit, data, test_t, method, chosen[method])
@@ -479,6 +493,7 @@ def train_mirgan(dataset, protocol=None, data_args: DataArguments | None = None,
         model.config.generator_text_condition = text_condition
         stages.resolve_text_condition(model, data.groups)  # after lambda_con: no alignment, no text condition
         fit = fit_stage1(model, data, rows, args, args.seed, timing, weight_decay=weight_decay, epochs=epochs)
+        fit.held_out_ce = float(np.median([r["stage1"]["validation_ce"] for r in runs]))  # the folds' held-out level
         fit_methods(model, data, fit, rows, [final_method], {final_method: [ratio]}, args, args.seed, timing)
         stages.restore(model, fit.heads)
         stages.restore(model, fit.methods[final_method]["per_ratio"][ratio])

@@ -58,6 +58,23 @@ def test_stage2_reuses_frozen_stage1_layers_and_mi_gradient_reaches_generator():
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
 
 
+def test_held_out_info_target_sets_how_hard_the_samples_are():
+    """The MI term pushes only while the samples' cross-entropy is above the held-out level: a level no
+    sample reaches (0) keeps pushing, one every sample is below (100) switches the term off (= cGAN)."""
+    generators = {}
+    for name, target, lam in (("push", 0.0, 1.0), ("off", 100.0, 1.0), ("cgan", 0.0, 0.0)):
+        model = tiny_model(info_target="held_out")
+        data = corpus_features(model)
+        args = quick_args()
+        h, u = stage1_then_features(model, data, args)
+        stages.train_stage2(model, h, data.labels, u, data.groups, args, lam, seed=1, held_out_ce=target)
+        generators[name] = torch.cat([p.detach().flatten() for p in model.generator.parameters()])
+    assert torch.equal(generators["off"], generators["cgan"])
+    assert not torch.allclose(generators["push"], generators["cgan"])
+    with pytest.raises(ValueError, match="held_out_ce"):
+        stages.train_stage2(model, h, data.labels, u, data.groups, args, 1.0, seed=1)
+
+
 def test_lambda_info_changes_the_generator():
     generators = {}
     for lam in (0.0, 1.0):
