@@ -4,10 +4,10 @@ generator help more, less or equally there?
     python bench/augmentation.py --name emodb4-tiny-frozen --dataset_dir ../shared/data/emodb4 \
         --methods none mixup smote cgan mirgan --audio_encoder openai/whisper-tiny.en --fractions 0.25 1.0 --seeds 0
     python bench/augmentation.py --name emodb4-tiny-lora ... (the same) --encoder_mode lora
-    python bench/regime.py emodb4-tiny ravdess4-tiny
+    python bench/regime.py emodb4-tiny emodb4-tiny=lora-lr1e-3 ravdess4-tiny=lora-lr1e-3
 
-Reads ``bench/runs/<prefix>-frozen/results.json`` and ``-lora/results.json`` (same folds, subsamples and
-seeds), pairs their runs by (fold, seed, fraction) and writes ``bench/results/regime.md`` and ``.json``:
+Reads ``bench/runs/<prefix>-frozen/results.json`` and ``<prefix>-<name>/results.json`` (name ``lora``
+unless given after ``=``; same folds, subsamples and seeds), keeps the (fold, seed, fraction) runs both have and writes ``bench/results/regime.md`` and ``.json``:
 per method UA in both regimes, the paired Wilcoxon p of lora vs frozen, each regime's gain over
 ``none`` with its p, and the cost of stage 1 end to end per fold run.
 """
@@ -36,9 +36,12 @@ def paired(a: dict, b: dict) -> tuple[float, float | None]:
     return 100 * float(diff.mean()), p
 
 
-def compare(prefix: str) -> dict:
-    frozen, lora = (json.loads((ROOT / "bench" / "runs" / f"{prefix}-{mode}" / "results.json").read_text()) for mode in ("frozen", "lora"))
+def compare(spec: str) -> dict:
+    prefix, _, name = spec.partition("=")
+    frozen, lora = (json.loads((ROOT / "bench" / "runs" / f"{prefix}-{mode}" / "results.json").read_text()) for mode in ("frozen", name or "lora"))
     ua = {"frozen": per_run(frozen), "lora": per_run(lora)}
+    shared = set(ua["lora"]["baseline"]) & set(ua["frozen"]["baseline"])
+    ua = {mode: {m: {k: v for k, v in runs.items() if k in shared} for m, runs in by_method.items()} for mode, by_method in ua.items()}
     seconds = [r["seconds"] for r in lora["adaptation"]["runs"]]
     rows = []
     for fraction in sorted({k[2] for k in ua["frozen"]["baseline"]}):
@@ -53,7 +56,8 @@ def compare(prefix: str) -> dict:
                     row[f"{mode}_gain_vs_none"], row[f"{mode}_p_vs_none"] = paired(cells[mode], none)
             row["lora_minus_frozen"], row["p_lora_vs_frozen"] = paired(cells["lora"], cells["frozen"])
             rows.append(row)
-    return {"prefix": prefix, "encoder": lora["versions"]["audio_encoder"], "scheme": lora["adaptation"]["scheme"],
+    return {"prefix": prefix, "lora_run": f"{prefix}-{name or 'lora'}", "encoder_lr": lora["arguments"]["train"]["encoder_lr"],
+            "encoder_epochs": lora["arguments"]["train"]["encoder_epochs"], "encoder": lora["versions"]["audio_encoder"], "scheme": lora["adaptation"]["scheme"],
             "adaptation_s_per_fold_run": {"mean": float(np.mean(seconds)), "max": float(np.max(seconds)), "runs": len(seconds)},
             "extract_s": {"frozen": frozen["timing"]["extract_s"], "lora": lora["timing"]["extract_s"]},
             "total_s": {"frozen": frozen["timing"]["total_s"], "lora": lora["timing"]["total_s"]},
@@ -69,7 +73,8 @@ def main():
              "differences in points, paired Wilcoxon p over (fold, seed) runs.", ""]
     for t in tables:
         cost = t["adaptation_s_per_fold_run"]
-        lines += [f"## {t['prefix']} ({t['encoder']})", "", t["protocol"], "",
+        lines += [f"## {t['lora_run']} ({t['encoder']}; encoder lr {t['encoder_lr'] or 'default 1e-4'}, {t['encoder_epochs']} epochs)", "",
+                  t["protocol"], "",
                   f"Stage 1 end to end: {t['scheme']}. Cost {cost['mean']:.0f} s per fold run on average (max {cost['max']:.0f} s, "
                   f"{cost['runs']} runs) plus re-extraction; whole run {t['total_s']['lora']:.0f} s vs {t['total_s']['frozen']:.0f} s frozen.", "",
                   "| fraction | method | runs | frozen UA | LoRA UA | LoRA − frozen (p) | gain vs none, frozen (p) | gain vs none, LoRA (p) |",
