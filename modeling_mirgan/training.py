@@ -280,7 +280,7 @@ def extraction_dtype(requested: str) -> torch.dtype | None:
 
 
 def encoder_features(dataset, model, processor, cache_dir: Path, args: TrainArguments, use_text: bool, label_ids, group_ids, timing,
-                     device: torch.device):
+                     device: torch.device | str = "cpu"):
     """Encoder outputs of every row (cached with ``datasets.map``, computed on ``device``), opened as a streamed store."""
     from datasets_scripts.features import extract_encoder_features
 
