@@ -19,10 +19,12 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def setup_logging() -> None:
+def setup_logging(disable_tqdm: bool | None) -> None:
     """Each message once, not once per torchrun rank: the main process (RANK 0) logs at INFO, the other
-    ranks only errors. Python warnings and the transformers/datasets loggers (their own handlers) follow."""
+    ranks only errors. Python warnings and the transformers/datasets loggers (their own handlers) follow.
+    Progress bars (ours and the libraries') only on the main process's terminal, never in a log file."""
     import logging
+    import sys
 
     from datasets.utils import logging as datasets_logging
     from transformers.utils import logging as transformers_logging
@@ -34,6 +36,13 @@ def setup_logging() -> None:
     if not main_process:
         transformers_logging.set_verbosity_error()
         datasets_logging.set_verbosity_error()
+    if not main_process or (disable_tqdm if disable_tqdm is not None else not sys.stderr.isatty()):
+        import datasets
+        import huggingface_hub
+
+        datasets.disable_progress_bars()
+        transformers_logging.disable_progress_bar()
+        huggingface_hub.utils.disable_progress_bars()
     from modeling_mirgan.hub import quiet_http_logging
 
     quiet_http_logging()  # no INFO line per Hub request
@@ -47,7 +56,7 @@ def main() -> dict:
         data_args, model_args, train_args = parse_args()
     except ValueError as err:  # a bad flag value: name it and stop, before any audio is read
         raise SystemExit(f"train.py: error: {err}") from None
-    setup_logging()
+    setup_logging(train_args.disable_tqdm)
 
     # 2. corpus: a release layout or an audiofolder with its standard protocol, or any datasets dataset
     if data_args.dataset_name is not None:

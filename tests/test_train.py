@@ -42,6 +42,7 @@ def test_train_writes_every_output(trained):
     card = (out / "model" / "README.md").read_text()
     assert "model-index" in card and "UA (macro recall)" in card and "speaker" in card.lower()
     assert "computed and cached" in first.stderr
+    assert "it/s]" not in first.stderr and "examples/s]" not in first.stderr  # no progress bars in a captured log
 
 
 @pytest.mark.slow
