@@ -4,10 +4,11 @@ generator help more, less or equally there?
     python bench/augmentation.py --name emodb4-tiny-frozen --dataset_dir ../shared/data/emodb4 \
         --methods none mixup smote cgan mirgan --audio_encoder openai/whisper-tiny.en --fractions 0.25 1.0 --seeds 0
     python bench/augmentation.py --name emodb4-tiny-lora ... (the same) --encoder_mode lora
-    python bench/regime.py emodb4-tiny emodb4-tiny=lora-lr1e-3 ravdess4-tiny=lora-lr1e-3
+    python bench/regime.py emodb4-tiny emodb4-tiny,emodb4-tiny-s1=lora-lr1e-3 ravdess4-tiny=lora-lr1e-3
 
 Reads ``bench/runs/<prefix>-frozen/results.json`` and ``<prefix>-<name>/results.json`` (name ``lora``
-unless given after ``=``; same folds, subsamples and seeds), keeps the (fold, seed, fraction) runs both have and writes ``bench/results/regime.md`` and ``.json``:
+unless given after ``=``; several prefixes joined by commas, e.g. one per seed, are pooled; same
+folds, subsamples and seeds), keeps the (fold, seed, fraction) runs both have and writes ``bench/results/regime.md`` and ``.json``:
 per method UA in both regimes, the paired Wilcoxon p of lora vs frozen, each regime's gain over
 ``none`` with its p, and the cost of stage 1 end to end per fold run.
 """
@@ -28,6 +29,10 @@ def per_run(results: dict) -> dict[str, dict[tuple, float]]:
     return {m: {(f["fold"], f["seed"], f["fraction"]): f["ua"] for f in v["per_fold"]} for m, v in results["methods"].items()}
 
 
+def total_timing(results: list[dict]) -> dict:
+    return {k: sum(r["timing"].get(k, 0.0) for r in results) for k in ("extract_s", "total_s")}
+
+
 def paired(a: dict, b: dict) -> tuple[float, float | None]:
     """Mean of a - b over the shared runs (points) and the Wilcoxon p (None when all differences are 0)."""
     keys = sorted(set(a) & set(b))
@@ -36,13 +41,29 @@ def paired(a: dict, b: dict) -> tuple[float, float | None]:
     return 100 * float(diff.mean()), p
 
 
+def load(name: str) -> dict:
+    return json.loads((ROOT / "bench" / "runs" / name / "results.json").read_text())
+
+
+def merged(results: list[dict]) -> dict[str, dict[tuple, float]]:
+    """The runs of several results.json (e.g. one per seed) of the same methods, by (fold, seed, fraction)."""
+    out: dict[str, dict[tuple, float]] = {}
+    for r in results:
+        for method, runs in per_run(r).items():
+            out.setdefault(method, {}).update(runs)
+    return out
+
+
 def compare(spec: str) -> dict:
-    prefix, _, name = spec.partition("=")
-    frozen, lora = (json.loads((ROOT / "bench" / "runs" / f"{prefix}-{mode}" / "results.json").read_text()) for mode in ("frozen", name or "lora"))
-    ua = {"frozen": per_run(frozen), "lora": per_run(lora)}
+    """``PREFIX[,PREFIX...][=NAME]``: runs ``PREFIX-frozen`` against ``PREFIX-NAME`` (default ``lora``)."""
+    prefixes, _, name = spec.partition("=")
+    prefixes, name = prefixes.split(","), name or "lora"
+    frozen, lora = [load(f"{p}-frozen") for p in prefixes], [load(f"{p}-{name}") for p in prefixes]
+    ua = {"frozen": merged(frozen), "lora": merged(lora)}
     shared = set(ua["lora"]["baseline"]) & set(ua["frozen"]["baseline"])
     ua = {mode: {m: {k: v for k, v in runs.items() if k in shared} for m, runs in by_method.items()} for mode, by_method in ua.items()}
-    seconds = [r["seconds"] for r in lora["adaptation"]["runs"]]
+    seconds = [r["seconds"] for result in lora for r in result["adaptation"]["runs"]]
+    prefix, frozen, lora = "+".join(prefixes), frozen[0] | {"timing": total_timing(frozen)}, lora[0] | {"timing": total_timing(lora)}
     rows = []
     for fraction in sorted({k[2] for k in ua["frozen"]["baseline"]}):
         for method in ua["frozen"]:
@@ -56,7 +77,7 @@ def compare(spec: str) -> dict:
                     row[f"{mode}_gain_vs_none"], row[f"{mode}_p_vs_none"] = paired(cells[mode], none)
             row["lora_minus_frozen"], row["p_lora_vs_frozen"] = paired(cells["lora"], cells["frozen"])
             rows.append(row)
-    return {"prefix": prefix, "lora_run": f"{prefix}-{name or 'lora'}", "encoder_lr": lora["arguments"]["train"]["encoder_lr"],
+    return {"prefix": prefix, "lora_run": f"{prefix}-{name}", "encoder_lr": lora["arguments"]["train"]["encoder_lr"],
             "encoder_epochs": lora["arguments"]["train"]["encoder_epochs"], "encoder": lora["versions"]["audio_encoder"], "scheme": lora["adaptation"]["scheme"],
             "adaptation_s_per_fold_run": {"mean": float(np.mean(seconds)), "max": float(np.max(seconds)), "runs": len(seconds)},
             "extract_s": {"frozen": frozen["timing"]["extract_s"], "lora": lora["timing"]["extract_s"]},
