@@ -90,24 +90,22 @@ def train_end_to_end(model, pristine: dict[str, dict], processor, waves: list[np
     simulate_kill("adapt")
     t0 = time.time()
     torch.manual_seed(seed)
-    config = model.config
     modes = {"audio": model_args.encoder_mode, "text": model_args.text_encoder_mode}
     if modes["text"] != "frozen" and not uses_text(model):
         raise ValueError("--text_encoder_mode: no stage-1 loss reaches the text encoder when lambda_con is 0 "
                          "and --mode is unimodal; keep it frozen, or use alignment or --mode multimodal")
     if modes["text"] != "frozen" and not all(t.strip() for t in texts):
         raise ValueError("--text_encoder_mode: some training clips have no transcript (use --transcripts asr)")
-    for which, state in pristine.items():
+    for which, state in pristine.items():  # merge_adapters names the adapted weights in the config afterwards
         getattr(model, f"{which}_encoder").load_state_dict(state)
-        setattr(config, f"{which}_encoder_hash", getattr(config, f"{which}_encoder_hash").split("+")[0])
     encoder_params = {which: make_trainable(model, which, mode, model_args) for which, mode in modes.items()}
-    freeze_all_but(model, [*encoder_params["audio"], *encoder_params["text"], *head_parameters(model)])
+    heads = head_parameters(model)
+    freeze_all_but(model, [*encoder_params["audio"], *encoder_params["text"], *heads])
     if modes["audio"] == "full" and model_args.freeze_feature_encoder and hasattr(model.audio_encoder, "freeze_feature_encoder"):
         model.freeze_feature_encoder()
         encoder_params["audio"] = [p for p in encoder_params["audio"] if p.requires_grad]
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    heads = head_parameters(model)
     params = [*encoder_params["audio"], *encoder_params["text"], *heads]
     lr = args.encoder_lr or (1e-4 if modes["audio"] == "lora" else 1e-5)
     optimizer = torch.optim.AdamW([{"params": encoder_params["audio"] + encoder_params["text"], "lr": lr},
@@ -120,7 +118,8 @@ def train_end_to_end(model, pristine: dict[str, dict], processor, waves: list[np
     text_trainable = bool(encoder_params["text"])
     curve, step = [], 0
     model.train()
-    micro = args.encoder_batch_size * world()[1]  # clips per micro-batch, over all processes
+    _, size = world()
+    micro = args.encoder_batch_size * size  # clips per micro-batch, over all processes
     for _ in range(args.encoder_epochs):
         for batch in length_bucketed_batches(lengths, micro * args.gradient_accumulation_steps, generator):
             loss_sum = 0.0
@@ -137,7 +136,7 @@ def train_end_to_end(model, pristine: dict[str, dict], processor, waves: list[np
                         text = text_features[rows].to(device)
                     loss = stage1_loss(model, audio.float(), text.float(), labels[rows].to(device), groups[rows].to(device))
                 # weighted by the micro-batch's share of the step's clips: the step's gradient is the mean over all of them
-                share = len(rows) * world()[1] / len(batch)
+                share = len(rows) * size / len(batch)
                 scaler.scale(loss * share).backward()
                 loss_sum += loss.detach().item() * share
             scaler.unscale_(optimizer)

@@ -451,6 +451,12 @@ def resolve_text_condition(model, groups: torch.Tensor) -> None:
 
 
 @one_thread()
+@torch.no_grad()
+def q_cross_entropy(model, samples: torch.Tensor, labels: torch.Tensor) -> float:
+    """Cross-entropy of InfoGAN's Q (the frozen stage-1 classifier) on real or generated samples."""
+    return float(F.cross_entropy(model.q_logits(samples), labels))
+
+
 def train_stage2(model, real: torch.Tensor, labels: torch.Tensor, text: torch.Tensor, groups: torch.Tensor,
                  args: TrainArguments, lambda_info: float, seed: int, held_out_ce: float | None = None) -> list[dict]:
     """G and D on real stage-1 samples ``real`` (``h`` or ``[h; u]`` pairs); every stage-1 weight frozen.
@@ -469,8 +475,7 @@ def train_stage2(model, real: torch.Tensor, labels: torch.Tensor, text: torch.Te
     kind = model.config.adversarial_loss
     real_ce = None
     if model.config.info_target == "real":
-        with torch.no_grad():
-            real_ce = float(F.cross_entropy(model.q_logits(real), labels))
+        real_ce = q_cross_entropy(model, real, labels)
     elif model.config.info_target == "held_out":
         if held_out_ce is None:
             raise ValueError("info_target 'held_out' needs the classifier's cross-entropy on held-out rows (held_out_ce)")

@@ -166,14 +166,6 @@ def fit_stage1(model, data, rows, args, seed, timing, weight_decay=None, epochs=
     return Fit(result, stages.snapshot(model, stages.HEAD_PREFIXES), h_all, u_all)
 
 
-@torch.no_grad()
-def classifier_ce(model, data: CorpusFeatures, fit: Fit, rows: torch.Tensor) -> float:
-    """Cross-entropy of the fitted stage-1 classifier (InfoGAN's Q) on ``rows``."""
-    model.eval()
-    samples = stages.training_samples(model, data, fit.h_all, fit.u_all, rows)
-    return float(torch.nn.functional.cross_entropy(model.q_logits(samples), data.labels[rows]))
-
-
 def alignment_candidates(model, args: TrainArguments) -> tuple[float, ...]:
     """``lambda_con`` values stage 1 chooses from: the config's and, with ``select_alignment``, none."""
     return (model.config.lambda_con, 0.0) if args.select_alignment else (model.config.lambda_con,)
@@ -187,7 +179,8 @@ def run_fold(model, data: CorpusFeatures, sub: np.ndarray, inner: list[int], val
     # 1. choose stage-1 alignment and regularisation, then each method's synthetic ratio, on the validation rows
     sel = fit_stage1(model, data, inner_t, args, seed, timing, validation=val_t, alignment_weights=alignment_candidates(model, args))
     stages.resolve_text_condition(model, data.groups[inner_t])
-    sel.held_out_ce = classifier_ce(model, data, sel, val_t)
+    model.eval()
+    sel.held_out_ce = stages.q_cross_entropy(model, stages.training_samples(model, data, sel.h_all, sel.u_all, val_t), data.labels[val_t])
     fit_methods(model, data, sel, inner_t, methods, {m: method_ratios(m, args.synthetic_ratios) for m in methods},
                 args, seed, timing, realism_rows=val_t)
     chosen = {}
