@@ -19,7 +19,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def setup_logging(disable_tqdm: bool | None) -> None:
+def setup_logging(disable_tqdm: bool | None = None) -> None:
     """Each message once, not once per torchrun rank: the main process (RANK 0) logs at INFO, the other
     ranks only errors. Python warnings and the transformers/datasets loggers (their own handlers) follow.
     Progress bars (ours and the libraries') only on the main process's terminal, never in a log file."""
