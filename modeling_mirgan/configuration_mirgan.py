@@ -10,7 +10,7 @@ MODES = ("unimodal", "multimodal")
 ADVERSARIAL_LOSSES = ("nonsaturating", "hinge", "wgan-gp")
 GENERATOR_CONDITIONINGS = ("concat", "film")
 TEXT_CONDITIONS = ("auto", "on", "off")
-INFO_TARGETS = ("max", "real", "held_out")
+INFO_TARGETS = ("max", "real", "held_out", "match_held_out")
 
 
 class MirganConfig(PreTrainedConfig):
@@ -52,7 +52,9 @@ class MirganConfig(PreTrainedConfig):
             classifier's easy core, Q-accuracy 1.0); `real` penalises the MI term only while the samples'
             cross-entropy is above the real training rows' (samples as hard as real ones); `held_out` uses the
             classifier's cross-entropy on held-out validation speakers instead (as hard as unseen real clips:
-            training rows are easier for the classifier that was fitted on them).
+            training rows are easier for the classifier that was fitted on them); `match_held_out` holds the
+            samples' cross-entropy at that held-out level from both sides (`|CE - CE_held_out|`), so samples
+            are pushed off the easy core as well as towards their class.
         lambda_text_info (`float`, defaults to 0.1): weight of the generator's InfoNCE agreement with its text
             condition.
         temperature_init (`float`, defaults to 0.07): initial InfoNCE temperature (learned).

@@ -12,7 +12,8 @@ rows against the same held-out rows):
   cross-validated logistic-regression test beside it. ``*_floor`` is the same test between real
   training and held-out rows (what speaker shift alone gives).
 - ``precision`` / ``recall``: improved precision and recall (Kynkäänniemi et al., NeurIPS 2019): the
-  share of generated rows inside the k-NN manifold of the real ones, and vice versa.
+  share of generated rows inside the k-NN manifold of the held-out real ones, and vice versa;
+  ``*_floor``: the same for the real training rows (what speaker shift alone gives).
 - ``frechet_ratio``: Fréchet distance of generated to held-out rows over that of the training rows.
 - ``nn_ratio``: mean nearest-neighbour distance within generated rows over that within real rows of
   equal number (about 0 for a few tight clusters, 1 for the real spread).
@@ -124,16 +125,18 @@ def realism(train: np.ndarray, train_y: np.ndarray, held: np.ndarray, held_y: np
         n = min(len(t), MAX_PER_CLASS)
         t, f = _cap(t, n, rng), _cap(f, n, rng)
         precision, recall = precision_recall(h, f)
+        precision_floor, recall_floor = precision_recall(h, t)
         within_real = mean_nn_distance(t)
         per_class[c] = {
             "c2st": c2st(f, h, seed), "c2st_floor": c2st(t, h, seed),
             "c2st_linear": c2st_linear(f, h, seed), "c2st_linear_floor": c2st_linear(t, h, seed),
-            "precision": precision, "recall": recall,
+            "precision": precision, "recall": recall, "precision_floor": precision_floor, "recall_floor": recall_floor,
             "nn_ratio": mean_nn_distance(f) / within_real if within_real > 0 else float("nan"),
             "memorisation": mean_nn_distance(f, t) / max(mean_nn_distance(h, t), 1e-12),
         }
     out = {k: float(np.nanmean([v[k] for v in per_class.values()])) if per_class else float("nan")
-           for k in ("c2st", "c2st_floor", "c2st_linear", "c2st_linear_floor", "precision", "recall", "nn_ratio", "memorisation")}
+           for k in ("c2st", "c2st_floor", "c2st_linear", "c2st_linear_floor", "precision", "recall", "precision_floor",
+                      "recall_floor", "nn_ratio", "memorisation")}
     floor = frechet(_cap(train, MAX_PER_CLASS * num_labels, rng), held)
     out["frechet_distance"] = frechet(_cap(fake, MAX_PER_CLASS * num_labels, rng), held)
     out["frechet_floor"] = floor

@@ -427,12 +427,16 @@ def select_stage1(model, data: CorpusFeatures, inner: torch.Tensor, validation: 
 def info_loss(model, fake: torch.Tensor, labels: torch.Tensor, text: torch.Tensor | None, groups: torch.Tensor | None,
               real_ce: float | None = None):
     """Barber-Agakov bound on I(c; h_hat) through Q (the frozen classifier), plus InfoNCE agreement with
-    the text condition (or, for pairs, between h_hat and u_hat). With ``real_ce`` (info_target 'real')
-    the class term only pushes while the samples' cross-entropy is above the real rows'."""
+    the text condition (or, for pairs, between h_hat and u_hat). With ``real_ce`` (info_target 'real' or
+    'held_out') the class term only pushes while the samples' cross-entropy is above that level;
+    'match_held_out' holds it at the level from both sides."""
     config = model.config
     logits = model.q_logits(fake)
     ce = F.cross_entropy(logits, labels)
-    loss = F.relu(ce - real_ce) if real_ce is not None else ce
+    if real_ce is None:
+        loss = ce
+    else:
+        loss = (ce - real_ce).abs() if config.info_target == "match_held_out" else F.relu(ce - real_ce)
     h, u_hat = model.split_samples(fake)
     if config.multimodal:
         loss = loss + info_nce(h, u_hat, model.logit_scale)
@@ -476,9 +480,9 @@ def train_stage2(model, real: torch.Tensor, labels: torch.Tensor, text: torch.Te
     real_ce = None
     if model.config.info_target == "real":
         real_ce = q_cross_entropy(model, real, labels)
-    elif model.config.info_target == "held_out":
+    elif model.config.info_target in ("held_out", "match_held_out"):
         if held_out_ce is None:
-            raise ValueError("info_target 'held_out' needs the classifier's cross-entropy on held-out rows (held_out_ce)")
+            raise ValueError(f"info_target {model.config.info_target!r} needs the classifier's cross-entropy on held-out rows (held_out_ce)")
         real_ce = held_out_ce
     rng = torch.Generator().manual_seed(seed)
     n, batch = len(real), args.gan_batch_size

@@ -53,6 +53,9 @@ def test_copying_the_training_rows_is_caught_by_memorisation(rows):
     assert r["memorisation"] < 0.05  # ... the distance to the nearest training row can (real held-out: ~1)
     fresh = realism.realism(train, np.zeros(120, int), held, np.zeros(120, int), real_like(120, 5), np.zeros(120, int), 1)
     assert 0.8 < fresh["memorisation"] < 1.25 and fresh["precision"] > 0.7 and fresh["recall"] > 0.7
+    # the floors: the training rows scored like a generator, against the same held-out rows
+    assert fresh["precision_floor"] > 0.7 and fresh["recall_floor"] > 0.7
+    assert r["precision_floor"] == fresh["precision_floor"] and r["recall_floor"] == fresh["recall_floor"]
     assert fresh["frechet_ratio"] < 1.5
 
 

@@ -75,6 +75,24 @@ def test_held_out_info_target_sets_how_hard_the_samples_are():
         stages.train_stage2(model, h, data.labels, u, data.groups, args, 1.0, seed=1)
 
 
+def test_match_held_out_pulls_easy_samples_up_to_the_held_out_level():
+    """Unlike the hinge, ``match_held_out`` also acts when the samples are easier than the level: with a
+    level well above the cGAN samples' cross-entropy, the hinge is off and matching makes them harder."""
+    ce, level = {}, None
+    for name in ("cgan", "hinge", "match"):
+        model = tiny_model(info_target="match_held_out" if name == "match" else "held_out")
+        data = corpus_features(model)
+        args = quick_args(gan_steps=60)
+        h, u = stage1_then_features(model, data, args)
+        stages.train_stage2(model, h, data.labels, u, data.groups, args, 0.0 if name == "cgan" else 5.0, seed=1,
+                            held_out_ce=level or 0.0)
+        labels = torch.arange(200) % model.config.num_labels
+        ce[name] = stages.q_cross_entropy(model, model.sample_features(labels, None, seed=3), labels)
+        level = level or ce["cgan"] + 10.0
+    assert ce["hinge"] == pytest.approx(ce["cgan"])  # every sample below the level: the hinge is off
+    assert ce["match"] > ce["cgan"] + 0.5, ce
+
+
 def test_lambda_info_changes_the_generator():
     generators = {}
     for lam in (0.0, 1.0):
