@@ -615,7 +615,8 @@ def bench_stages(n_rows: int, args, peak: Peak) -> dict:
     real, text, labels, groups = random_rows(model, n_rows)
     init = stages.snapshot(model, stages.CLASSIFIER_PREFIXES)
     t = time.perf_counter()
-    stages.train_stage2(model, real, labels, text, groups, targs, model.config.lambda_info, 1)
+    stages.train_stage2(model, real, labels, text, groups, targs, model.config.lambda_info, 1,
+                        held_out_ce=stages.q_cross_entropy(model, real, labels))  # no held-out rows: the training level
     stage2_s = time.perf_counter() - t
     synth, synth_y = stages.synthetic_rows("mirgan", model, real, labels, text, 1.0, 2)
     t = time.perf_counter()
@@ -674,7 +675,8 @@ def stage2_worker(args) -> None:
     best = float("inf")
     for _ in range(2):  # the first pass includes one-time warm-up
         t = time.perf_counter()
-        stages.train_stage2(model, real, labels, text, groups, targs, model.config.lambda_info, 1)
+        stages.train_stage2(model, real, labels, text, groups, targs, model.config.lambda_info, 1,
+                        held_out_ce=stages.q_cross_entropy(model, real, labels))  # no held-out rows: the training level
         best = min(best, time.perf_counter() - t)
     Path(args._out).write_text(json.dumps({"ms_per_step": best / targs.gan_steps * 1e3, "threads": torch.get_num_threads()}))
 
@@ -790,7 +792,7 @@ def scaling_worker(args) -> None:
 
     import torch
 
-    from modeling_mirgan import training
+    from modeling_mirgan import stages, training
     from modeling_mirgan.arguments import TrainArguments
 
     data = load_rows(args.corpora[0], args.max_clips, args._factor)
@@ -808,6 +810,7 @@ def scaling_worker(args) -> None:
     rss_extract = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows = torch.arange(len(labels))
     fit = training.fit_stage1(model, features, rows, targs, 0, timing, weight_decay=1e-3, epochs=targs.stage1_epochs)
+    fit.held_out_ce = stages.q_cross_entropy(model, fit.h_all, features.labels)  # no held-out rows: the training level
     training.fit_methods(model, features, fit, rows, ["mirgan"], {"mirgan": [1.0]}, targs, 0, timing)
     Path(args._out).write_text(json.dumps({
         "n_clips": len(data), **timing,
@@ -857,7 +860,7 @@ def scale_write_worker(args) -> None:
     from datasets import Array2D, Features, Sequence, Value
     from datasets.arrow_writer import ArrowWriter
 
-    from modeling_mirgan import training
+    from modeling_mirgan import stages, training
     from modeling_mirgan.arguments import TrainArguments
 
     import torch
@@ -907,6 +910,7 @@ def scale_stages_worker(args) -> None:
     rows = torch.arange(len(labels))
     t = time.perf_counter()
     fit = training.fit_stage1(model, data, rows, targs, 0, timing, weight_decay=1e-3, epochs=targs.stage1_epochs)
+    fit.held_out_ce = stages.q_cross_entropy(model, fit.h_all, data.labels)  # no held-out rows: the training level
     training.fit_methods(model, data, fit, rows, ["mirgan"], {"mirgan": [1.0]}, targs, 0, timing)
     Path(args._out).write_text(json.dumps({
         "n_rows": len(labels), "seconds": time.perf_counter() - t, **timing, "stage1_epochs": targs.stage1_epochs,

@@ -30,7 +30,7 @@ class MirganConfig(PreTrainedConfig):
             `C_m([h; u])` when a transcript is given, and its generator emits pairs `(h_hat, u_hat)`.
         noise_dim (`int`, defaults to 64): size of the generator's noise `z`.
         generator_noise_scale (`float`, defaults to 1.0): std of `z`.
-        generator_hidden_sizes (`list[int]`, defaults to `[256, 256]`): generator MLP widths; `[]` is the
+        generator_hidden_sizes (`list[int]`, defaults to `[512, 512]`): generator MLP widths; `[]` is the
             paper's linear generator.
         generator_rank (`int`, defaults to 32): the generator emits coordinates in the top-`rank` principal
             subspace of its real training samples (scaled by their spread, plus their mean); 0 emits free
@@ -48,13 +48,14 @@ class MirganConfig(PreTrainedConfig):
         lambda_con (`float`, defaults to 0.1): weight of the stage-1 InfoNCE alignment of `h` and `u`.
         lambda_im (`float`, defaults to 0.1): weight of the stage-1 information maximisation term.
         lambda_info (`float`, defaults to 1.0): weight of the generator's MI term through the frozen Q head.
-        info_target (`str`, defaults to `"real"`): `max` maximises the Barber-Agakov bound (samples drift to the
+        info_target (`str`, defaults to `"match_held_out"`): `max` maximises the Barber-Agakov bound (samples drift to the
             classifier's easy core, Q-accuracy 1.0); `real` penalises the MI term only while the samples'
             cross-entropy is above the real training rows' (samples as hard as real ones); `held_out` uses the
             classifier's cross-entropy on held-out validation speakers instead (as hard as unseen real clips:
             training rows are easier for the classifier that was fitted on them); `match_held_out` holds the
             samples' cross-entropy at that held-out level from both sides (`|CE - CE_held_out|`), so samples
-            are pushed off the easy core as well as towards their class.
+            are pushed off the easy core as well as towards their class (chosen on validation speakers:
+            `bench/results/generator_search_*.md`).
         lambda_text_info (`float`, defaults to 0.1): weight of the generator's InfoNCE agreement with its text
             condition.
         temperature_init (`float`, defaults to 0.07): initial InfoNCE temperature (learned).
@@ -88,13 +89,13 @@ class MirganConfig(PreTrainedConfig):
     lambda_con: float = 0.1
     lambda_im: float = 0.1
     lambda_info: float = 1.0
-    info_target: str = "real"
+    info_target: str = "match_held_out"
     lambda_text_info: float = 0.1
     temperature_init: float = 0.07
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
-        self.generator_hidden_sizes = [256, 256] if self.generator_hidden_sizes is None else list(self.generator_hidden_sizes)
+        self.generator_hidden_sizes = [512, 512] if self.generator_hidden_sizes is None else list(self.generator_hidden_sizes)
         self.discriminator_hidden_sizes = [256] if self.discriminator_hidden_sizes is None else list(self.discriminator_hidden_sizes)
         if isinstance(self.generator_text_condition, bool):  # configs saved before it had three values
             self.generator_text_condition = "on" if self.generator_text_condition else "off"
