@@ -59,26 +59,9 @@ def main() -> dict:
     setup_logging(train_args.disable_tqdm)
 
     # 2. corpus: a release layout or an audiofolder with its standard protocol, or any datasets dataset
-    if data_args.dataset_name is not None:
-        from datasets_scripts.hf_dataset import load_hf_dataset
-        from modeling_mirgan.encoders import cache_dir
+    from modeling_mirgan.training import load_corpus_from_arguments
 
-        corpus = load_hf_dataset(
-            data_args.dataset_name, cache_dir() / "datasets", data_args.dataset_config, data_args.dataset_split,
-            data_dir=None if data_args.dataset_dir == data_args.dataset_name else data_args.dataset_dir,
-            audio_column=data_args.audio_column, label_column=data_args.label_column,
-            speaker_column=data_args.speaker_column, text_column=data_args.text_column, classes=data_args.classes,
-            folds=data_args.folds, skip_bad=data_args.skip_bad, allow_missing_classes=data_args.allow_missing_classes,
-        )
-    else:
-        from datasets_scripts import load_corpus
-
-        corpus = load_corpus(
-            data_args.dataset, data_args.dataset_dir, protocol=data_args.protocol, skip_bad=data_args.skip_bad,
-            classes=data_args.classes, folds=data_args.folds, label_column=data_args.label_column,
-            speaker_column=data_args.speaker_column, text_column=data_args.text_column,
-            normalize_labels=data_args.normalize_labels, allow_missing_classes=data_args.allow_missing_classes,
-        )
+    corpus = load_corpus_from_arguments(data_args)
 
     # 3. transcripts, model, features, cross-validation, final model and outputs
     from modeling_mirgan import train_mirgan

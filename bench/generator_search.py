@@ -6,7 +6,7 @@
         --dataset_dir ../shared/data/ravdess --folds 6 --classes angry happy neutral sad
 
 Every variant is a set of ``MirganConfig`` overrides (``train.py`` flags without ``--``), run through
-``train_mirgan`` with ``--methods none mirgan`` on the same folds and seeds. Stage 1 does not depend on
+``train_mirgan`` (the engine ``train.py`` calls) with ``--methods none mirgan`` on the same folds and seeds. Stage 1 does not depend on
 the generator, so its fits are computed once and reused by every variant (the same selected heads
 and features; only stages 2-3 change). The realism metrics are those every run reports: the
 generator of the selection fit scored against the fold's *validation* speakers, so a choice made on
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -74,7 +75,8 @@ def write(name: str, table: dict) -> None:
     (RESULTS / f"generator_search_{name}.json").write_text(json.dumps(table, indent=1))
     lines = [f"# Generator search: {name}", "", f"{table['protocol']}; encoder {table['encoder']}; {table['date']}.",
              "Realism of the selection fit's generator against the validation speakers of each training fold (mean over "
-             "runs); test UA beside it (not used to choose). ✓ = the issue's goal met.", "",
+             "runs); test UA beside it (not used to choose). Goals: C2ST ≤ 0.65 (or floor + 0.05 where the floor is above "
+             "0.6), precision and recall ≥ 0.7, Fréchet ratio ≤ 1.5, Q-accuracy ≤ real + 0.05.", "", *table.get("notes", []), "",
              "| variant | C2ST (floor) | precision (floor) | recall (floor) | Fréchet ratio | NN ratio | memorisation | Q-acc (real) | UA none | UA mirgan | goals met |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for variant, m in table["variants"].items():
@@ -95,10 +97,10 @@ def main():
     args, train_argv = parser.parse_known_args()
     command = "python bench/generator_search.py " + " ".join(f'"{a}"' if " " in a else a for a in sys.argv[1:])
     train_argv = [a for a in train_argv if a != "--"]
-    import train
     from modeling_mirgan.arguments import parse_args
+    from modeling_mirgan.training import load_corpus_from_arguments, train_mirgan
 
-    train.setup_logging(True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     memoise_stage1()
     path = RESULTS / f"generator_search_{args.name}.json"
     table = json.loads(path.read_text()) if path.exists() else {"variants": {}, "commands": []}
@@ -106,10 +108,12 @@ def main():
         flags = [] if variant == "default" else [t for token in variant.split() for t in
                                                  (["--" + token.split("=", 1)[0], token.split("=", 1)[1]] if "=" in token else [token])]
         out = f"/tmp/mirgan_generator_search/{args.name}"
-        sys.argv = ["train.py", *train_argv, *flags, "--methods", "none", "mirgan", "--final_model", "false",
-                    "--report", "false", "--resume", "false", "--output_dir", out]
+        data_args, model_args, train_args = parse_args([*train_argv, *flags, "--methods", "none", "mirgan", "--final_model", "false",
+                                                        "--report", "false", "--resume", "false", "--disable_tqdm", "true", "--output_dir", out])
         t0 = time.time()
-        results = train.main()
+        corpus = load_corpus_from_arguments(data_args)
+        results = train_mirgan(corpus.dataset, corpus.protocol, data_args, model_args, train_args,
+                               skipped=corpus.skipped, skipped_examples=corpus.skipped_examples)
         table["variants"][variant] = summary(results) | {"seconds": [time.time() - t0]}
         table.update(protocol=results["protocol"]["description"], encoder=results["versions"]["audio_encoder"],
                      date=time.strftime("%Y-%m-%d"))

@@ -211,6 +211,33 @@ def run_fold(model, data: CorpusFeatures, sub: np.ndarray, inner: list[int], val
 # --------------------------------------------------------------------------------------------
 
 
+def load_corpus_from_arguments(data_args: DataArguments):
+    """The corpus ``data_args`` names: a ``datasets`` dataset (``--dataset_name``) or a release layout /
+    audiofolder (``--dataset``, ``--dataset_dir``) with its standard protocol."""
+    if data_args.dataset_name is not None:
+        from datasets_scripts.hf_dataset import load_hf_dataset
+
+        from .encoders import cache_dir
+
+        corpus = load_hf_dataset(
+            data_args.dataset_name, cache_dir() / "datasets", data_args.dataset_config, data_args.dataset_split,
+            data_dir=None if data_args.dataset_dir == data_args.dataset_name else data_args.dataset_dir,
+            audio_column=data_args.audio_column, label_column=data_args.label_column,
+            speaker_column=data_args.speaker_column, text_column=data_args.text_column, classes=data_args.classes,
+            folds=data_args.folds, skip_bad=data_args.skip_bad, allow_missing_classes=data_args.allow_missing_classes,
+        )
+    else:
+        from datasets_scripts import load_corpus
+
+        corpus = load_corpus(
+            data_args.dataset, data_args.dataset_dir, protocol=data_args.protocol, skip_bad=data_args.skip_bad,
+            classes=data_args.classes, folds=data_args.folds, label_column=data_args.label_column,
+            speaker_column=data_args.speaker_column, text_column=data_args.text_column,
+            normalize_labels=data_args.normalize_labels, allow_missing_classes=data_args.allow_missing_classes,
+        )
+    return corpus
+
+
 def prepare_transcripts(dataset, data_args: DataArguments, config_defaults: dict, args: TrainArguments, accelerator,
                         skipped: dict, skipped_examples: dict):
     """Ground-truth or ASR transcripts; what to do where they are missing. Returns (dataset, transcripts info, use_text)."""
