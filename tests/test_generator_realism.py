@@ -39,11 +39,13 @@ def test_default_generator_is_realistic_on_a_real_emodb_fold(tmp_path_factory):
     fit.held_out_ce = stages.q_cross_entropy(model, fit.h_all[val], data.labels[val])  # info_target match_held_out
     training.fit_methods(model, data, fit, inner, ["mirgan"], {"mirgan": [1.0]}, args, 0, timing, realism_rows=val)
     q = fit.methods["mirgan"]["quality"]
-    # measured on this fold (whisper-tiny.en, default config): C2ST 0.60-0.63 (floor 0.55), recall 0.61-0.66,
-    # NN ratio 0.87; round 1's linear text-conditioned generator: C2ST 1.0, recall ~0, ten point-clusters per class
-    assert q["c2st"] <= 0.75, q
-    assert q["recall"] >= 0.4 and q["precision"] >= 0.7, q
+    # measured on this fold (whisper-tiny.en, default config, 2026-12-02): C2ST 0.56 (floor 0.55), precision
+    # 0.87 (floor 0.91), recall 0.67 (floor 0.69), Fréchet ratio 1.16, NN ratio 0.92, memorisation 0.92,
+    # Q-accuracy 0.995 (real 0.984); the previous default ([256, 256], info_target real): C2ST 0.60-0.63,
+    # recall 0.61-0.66; round 1's linear text-conditioned generator: C2ST 1.0, ten point-clusters per class
+    assert q["c2st"] <= 0.70, q
+    assert q["recall"] >= 0.5 and q["precision"] >= 0.75, q
     assert q["nn_ratio"] >= 0.6 and q["memorisation"] >= 0.5, q  # neither point clusters nor copies of training rows
-    assert q["frechet_ratio"] <= 2.0, q
-    assert q["q_accuracy"] <= q["real_accuracy"] + 0.05, q  # samples as hard as real ones (info_target "real")
+    assert q["frechet_ratio"] <= 1.6, q
+    assert q["q_accuracy"] <= q["real_accuracy"] + 0.05, q  # samples as hard as real ones
     assert np.isfinite(q["mi_bits"])
