@@ -46,17 +46,22 @@ def clips(tmp_path_factory):
 
 @pytest.mark.slow
 def test_pipeline_on_files_of_any_rate_and_channels(classifier, clips):
-    _, paths = clips
+    wave, paths = clips
     reference = scores(classifier(str(paths["original"])))
     assert set(reference) == LABELS and abs(sum(reference.values()) - 1) < 1e-4
+    # 8 kHz removes everything above 4 kHz, a real change of the signal (how far the scores move with it
+    # depends on the trained heads: 0.16-0.26 measured): its reference is the original band-limited the
+    # same way, so the comparison checks the file's decoding and resampling, not the model's robustness
+    rate = sf.info(paths["original"]).samplerate
+    band_limited = soxr.resample(soxr.resample(wave, rate, 8000), 8000, rate)
+    references = {"8k.flac": scores(classifier({"raw": band_limited, "sampling_rate": rate}))}
     for name, path in paths.items():
         converted = scores(classifier(str(path)))
         assert set(converted) == LABELS
-        # resampling and codecs change the signal slightly; the decision must not move much. 8 kHz removes
-        # everything above 4 kHz: measured 0.164 there with the round-2 heads (argmax unchanged)
+        # resampling and codecs change the signal slightly; the decision must not move much
         assert max(reference, key=reference.get) == max(converted, key=converted.get), (name, converted, reference)
-        bound = 0.2 if name.startswith("8k") else 0.15
-        assert max(abs(converted[k] - reference[k]) for k in LABELS) < bound, (name, converted, reference)
+        expected = references.get(name, reference)
+        assert max(abs(converted[k] - expected[k]) for k in LABELS) < 0.15, (name, converted, expected)
 
 
 @pytest.mark.slow
