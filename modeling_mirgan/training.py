@@ -153,7 +153,8 @@ def score(model, fit: Fit, data: CorpusFeatures, rows: torch.Tensor, method: str
 
 def fit_stage1(model, data, rows, args, seed, timing, weight_decay=None, epochs=None, validation=None, alignment_weights=()):
     """Stage 1 on ``rows``: chosen on ``validation`` rows among ``alignment_weights`` (lambda_con) and the
-    weight decays, or with the given settings; then ``h, u`` of every row."""
+    weight decays, or with the given settings; then ``h, u`` of every row, and the classifier's
+    cross-entropy on the ``validation`` rows (the held-out level of info_target 'held_out'/'match_held_out')."""
     t0 = time.time()
     if validation is not None:
         result, tried = stages.select_stage1(model, data, rows, validation, args, seed, alignment_weights or (model.config.lambda_con,))
@@ -162,8 +163,13 @@ def fit_stage1(model, data, rows, args, seed, timing, weight_decay=None, epochs=
         result = stages.train_stage1(model, data, rows, args, weight_decay, epochs, seed)
         result.lambda_con = model.config.lambda_con
     h_all, u_all = stages.stage1_embeddings(model, data)
+    fit = Fit(result, stages.snapshot(model, stages.HEAD_PREFIXES), h_all, u_all)
+    if validation is not None:
+        model.eval()
+        fit.held_out_ce = stages.q_cross_entropy(model, stages.training_samples(model, data, h_all, u_all, validation),
+                                                 data.labels[validation])
     timing["stage1_s"] += time.time() - t0
-    return Fit(result, stages.snapshot(model, stages.HEAD_PREFIXES), h_all, u_all)
+    return fit
 
 
 def alignment_candidates(model, args: TrainArguments) -> tuple[float, ...]:
@@ -180,7 +186,6 @@ def run_fold(model, data: CorpusFeatures, sub: np.ndarray, inner: list[int], val
     sel = fit_stage1(model, data, inner_t, args, seed, timing, validation=val_t, alignment_weights=alignment_candidates(model, args))
     stages.resolve_text_condition(model, data.groups[inner_t])
     model.eval()
-    sel.held_out_ce = stages.q_cross_entropy(model, stages.training_samples(model, data, sel.h_all, sel.u_all, val_t), data.labels[val_t])
     fit_methods(model, data, sel, inner_t, methods, {m: method_ratios(m, args.synthetic_ratios) for m in methods},
                 args, seed, timing, realism_rows=val_t)
     chosen = {}
