@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
-from .configuration_mirgan import ADVERSARIAL_LOSSES, GENERATOR_CONDITIONINGS, INFO_TARGETS, LAYER_POOLINGS, MODES, TEXT_CONDITIONS, MirganConfig
+from .config_defaults import ADVERSARIAL_LOSSES, CONFIG_DEFAULTS, GENERATOR_CONDITIONINGS, INFO_TARGETS, LAYER_POOLINGS, MODES, TEXT_CONDITIONS
 
 CORPORA = ("audiofolder", "iemocap", "msp_improv", "msp_podcast", "emodb", "ravdess")
 PEERS = ("none", "noise", "smote", "mixup", "class_weight", "oversample")
@@ -95,23 +95,23 @@ class ModelArguments:
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
     lora_target_modules: list[str] | None = field(default=None, metadata={"help": f"LoRA target module names, matched in each adapted encoder; None: per architecture {LORA_TARGETS}"})
     # overrides of MirganConfig (None keeps the config default shown in the help)
-    mode: Literal[MODES] | None = field(default=None, metadata={"help": f"unimodal (audio) or multimodal (audio + transcript); config default {MirganConfig.mode!r}"})
-    layer_pooling: Literal[LAYER_POOLINGS] | None = field(default=None, metadata={"help": f"how encoder layers are pooled; config default {MirganConfig.layer_pooling!r}"})
-    projection_dim: int | None = field(default=None, metadata={"help": f"size of the shared space; config default {MirganConfig.projection_dim}"})
-    noise_dim: int | None = field(default=None, metadata={"help": f"generator noise size; config default {MirganConfig.noise_dim}"})
-    generator_hidden_sizes: list[int] | None = field(default=None, metadata={"help": f"generator MLP widths (0 alone: linear, as in the paper); config default {MirganConfig.generator_hidden_sizes}"})
-    generator_rank: int | None = field(default=None, metadata={"help": f"generate in the top-k principal subspace of the real samples (0: free output); config default {MirganConfig.generator_rank}"})
-    generator_conditioning: Literal[GENERATOR_CONDITIONINGS] | None = field(default=None, metadata={"help": f"how the class enters the generator; config default {MirganConfig.generator_conditioning!r}"})
-    generator_noise_scale: float | None = field(default=None, metadata={"help": f"std of the generator's input noise; config default {MirganConfig.generator_noise_scale}"})
-    generator_text_condition: Literal[TEXT_CONDITIONS] | None = field(default=None, metadata={"help": f"condition on real transcripts (on/off/auto: only when transcripts rarely repeat); config default {MirganConfig.generator_text_condition!r}"})
-    discriminator_hidden_sizes: list[int] | None = field(default=None, metadata={"help": f"discriminator MLP widths (0 alone: linear); config default {MirganConfig.discriminator_hidden_sizes}"})
-    adversarial_loss: Literal[ADVERSARIAL_LOSSES] | None = field(default=None, metadata={"help": f"GAN loss; config default {MirganConfig.adversarial_loss!r}"})
-    lambda_mmd: float | None = field(default=None, metadata={"help": f"weight of the generator's class-matched MMD to real batches; config default {MirganConfig.lambda_mmd}"})
-    lambda_con: float | None = field(default=None, metadata={"help": f"weight of the stage-1 InfoNCE alignment; config default {MirganConfig.lambda_con}"})
-    lambda_im: float | None = field(default=None, metadata={"help": f"weight of the stage-1 information maximisation; config default {MirganConfig.lambda_im}"})
-    lambda_info: float | None = field(default=None, metadata={"help": f"weight of the generator's MI term; config default {MirganConfig.lambda_info}"})
-    info_target: Literal[INFO_TARGETS] | None = field(default=None, metadata={"help": f"maximise I(c; h_hat), or match the real features' level (samples as hard as real ones); config default {MirganConfig.info_target!r}"})
-    lambda_text_info: float | None = field(default=None, metadata={"help": f"weight of the generator's text InfoNCE term; config default {MirganConfig.lambda_text_info}"})
+    mode: Literal[MODES] | None = field(default=None, metadata={"help": f"unimodal (audio) or multimodal (audio + transcript); config default {CONFIG_DEFAULTS['mode']!r}"})
+    layer_pooling: Literal[LAYER_POOLINGS] | None = field(default=None, metadata={"help": f"how encoder layers are pooled; config default {CONFIG_DEFAULTS['layer_pooling']!r}"})
+    projection_dim: int | None = field(default=None, metadata={"help": f"size of the shared space; config default {CONFIG_DEFAULTS['projection_dim']}"})
+    noise_dim: int | None = field(default=None, metadata={"help": f"generator noise size; config default {CONFIG_DEFAULTS['noise_dim']}"})
+    generator_hidden_sizes: list[int] | None = field(default=None, metadata={"help": f"generator MLP widths (0 alone: linear, as in the paper); config default {list(CONFIG_DEFAULTS['generator_hidden_sizes'])}"})
+    generator_rank: int | None = field(default=None, metadata={"help": f"generate in the top-k principal subspace of the real samples (0: free output); config default {CONFIG_DEFAULTS['generator_rank']}"})
+    generator_conditioning: Literal[GENERATOR_CONDITIONINGS] | None = field(default=None, metadata={"help": f"how the class enters the generator; config default {CONFIG_DEFAULTS['generator_conditioning']!r}"})
+    generator_noise_scale: float | None = field(default=None, metadata={"help": f"std of the generator's input noise; config default {CONFIG_DEFAULTS['generator_noise_scale']}"})
+    generator_text_condition: Literal[TEXT_CONDITIONS] | None = field(default=None, metadata={"help": f"condition on real transcripts (on/off/auto: only when transcripts rarely repeat); config default {CONFIG_DEFAULTS['generator_text_condition']!r}"})
+    discriminator_hidden_sizes: list[int] | None = field(default=None, metadata={"help": f"discriminator MLP widths (0 alone: linear); config default {list(CONFIG_DEFAULTS['discriminator_hidden_sizes'])}"})
+    adversarial_loss: Literal[ADVERSARIAL_LOSSES] | None = field(default=None, metadata={"help": f"GAN loss; config default {CONFIG_DEFAULTS['adversarial_loss']!r}"})
+    lambda_mmd: float | None = field(default=None, metadata={"help": f"weight of the generator's class-matched MMD to real batches; config default {CONFIG_DEFAULTS['lambda_mmd']}"})
+    lambda_con: float | None = field(default=None, metadata={"help": f"weight of the stage-1 InfoNCE alignment; config default {CONFIG_DEFAULTS['lambda_con']}"})
+    lambda_im: float | None = field(default=None, metadata={"help": f"weight of the stage-1 information maximisation; config default {CONFIG_DEFAULTS['lambda_im']}"})
+    lambda_info: float | None = field(default=None, metadata={"help": f"weight of the generator's MI term; config default {CONFIG_DEFAULTS['lambda_info']}"})
+    info_target: Literal[INFO_TARGETS] | None = field(default=None, metadata={"help": f"maximise I(c; h_hat), or match the real features' level (samples as hard as real ones); config default {CONFIG_DEFAULTS['info_target']!r}"})
+    lambda_text_info: float | None = field(default=None, metadata={"help": f"weight of the generator's text InfoNCE term; config default {CONFIG_DEFAULTS['lambda_text_info']}"})
 
     def __post_init__(self):
         for name in ("projection_dim", "noise_dim"):

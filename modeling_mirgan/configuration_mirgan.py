@@ -5,12 +5,8 @@ from __future__ import annotations
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-LAYER_POOLINGS = ("weighted", "mean", "last")
-MODES = ("unimodal", "multimodal")
-ADVERSARIAL_LOSSES = ("nonsaturating", "hinge", "wgan-gp")
-GENERATOR_CONDITIONINGS = ("concat", "film")
-TEXT_CONDITIONS = ("auto", "on", "off")
-INFO_TARGETS = ("max", "real", "held_out", "match_held_out")
+from .config_defaults import (ADVERSARIAL_LOSSES, CONFIG_DEFAULTS, GENERATOR_CONDITIONINGS, INFO_TARGETS, LAYER_POOLINGS, MODES,
+                              TEXT_CONDITIONS)
 
 
 class MirganConfig(PreTrainedConfig):
@@ -69,34 +65,34 @@ class MirganConfig(PreTrainedConfig):
 
     audio_encoder: PreTrainedConfig | dict | None = None
     text_encoder: PreTrainedConfig | dict | None = None
-    audio_encoder_name: str = "openai/whisper-base"
-    text_encoder_name: str = "sentence-transformers/all-MiniLM-L6-v2"
+    audio_encoder_name: str = CONFIG_DEFAULTS["audio_encoder_name"]
+    text_encoder_name: str = CONFIG_DEFAULTS["text_encoder_name"]
     audio_encoder_hash: str = ""
     text_encoder_hash: str = ""
-    layer_pooling: str = "weighted"
-    projection_dim: int = 256
-    classifier_dropout: float = 0.2
-    mode: str = "unimodal"
-    noise_dim: int = 64
-    generator_noise_scale: float = 1.0
+    layer_pooling: str = CONFIG_DEFAULTS["layer_pooling"]
+    projection_dim: int = CONFIG_DEFAULTS["projection_dim"]
+    classifier_dropout: float = CONFIG_DEFAULTS["classifier_dropout"]
+    mode: str = CONFIG_DEFAULTS["mode"]
+    noise_dim: int = CONFIG_DEFAULTS["noise_dim"]
+    generator_noise_scale: float = CONFIG_DEFAULTS["generator_noise_scale"]
     generator_hidden_sizes: list[int] | None = None
-    generator_rank: int = 32
-    generator_conditioning: str = "film"
-    generator_text_condition: str = "auto"
+    generator_rank: int = CONFIG_DEFAULTS["generator_rank"]
+    generator_conditioning: str = CONFIG_DEFAULTS["generator_conditioning"]
+    generator_text_condition: str = CONFIG_DEFAULTS["generator_text_condition"]
     discriminator_hidden_sizes: list[int] | None = None
-    adversarial_loss: str = "nonsaturating"
-    lambda_mmd: float = 30.0
-    lambda_con: float = 0.1
-    lambda_im: float = 0.1
-    lambda_info: float = 1.0
-    info_target: str = "match_held_out"
-    lambda_text_info: float = 0.1
-    temperature_init: float = 0.07
+    adversarial_loss: str = CONFIG_DEFAULTS["adversarial_loss"]
+    lambda_mmd: float = CONFIG_DEFAULTS["lambda_mmd"]
+    lambda_con: float = CONFIG_DEFAULTS["lambda_con"]
+    lambda_im: float = CONFIG_DEFAULTS["lambda_im"]
+    lambda_info: float = CONFIG_DEFAULTS["lambda_info"]
+    info_target: str = CONFIG_DEFAULTS["info_target"]
+    lambda_text_info: float = CONFIG_DEFAULTS["lambda_text_info"]
+    temperature_init: float = CONFIG_DEFAULTS["temperature_init"]
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
-        self.generator_hidden_sizes = [512, 512] if self.generator_hidden_sizes is None else list(self.generator_hidden_sizes)
-        self.discriminator_hidden_sizes = [256] if self.discriminator_hidden_sizes is None else list(self.discriminator_hidden_sizes)
+        self.generator_hidden_sizes = list(CONFIG_DEFAULTS["generator_hidden_sizes"]) if self.generator_hidden_sizes is None else list(self.generator_hidden_sizes)
+        self.discriminator_hidden_sizes = list(CONFIG_DEFAULTS["discriminator_hidden_sizes"]) if self.discriminator_hidden_sizes is None else list(self.discriminator_hidden_sizes)
         if isinstance(self.generator_text_condition, bool):  # configs saved before it had three values
             self.generator_text_condition = "on" if self.generator_text_condition else "off"
         for name, allowed in (
