@@ -454,13 +454,13 @@ def resolve_text_condition(model, groups: torch.Tensor) -> None:
         model.config.generator_text_condition = "on" if distinct >= 0.5 and model.config.lambda_con > 0 else "off"
 
 
-@one_thread()
 @torch.no_grad()
 def q_cross_entropy(model, samples: torch.Tensor, labels: torch.Tensor) -> float:
     """Cross-entropy of InfoGAN's Q (the frozen stage-1 classifier) on real or generated samples."""
     return float(F.cross_entropy(model.q_logits(samples), labels))
 
 
+@one_thread()
 def train_stage2(model, real: torch.Tensor, labels: torch.Tensor, text: torch.Tensor, groups: torch.Tensor,
                  args: TrainArguments, lambda_info: float, seed: int, held_out_ce: float | None = None) -> list[dict]:
     """G and D on real stage-1 samples ``real`` (``h`` or ``[h; u]`` pairs); every stage-1 weight frozen.
