@@ -72,6 +72,11 @@ def mlp(in_dim: int, hidden: list[int], out_dim: int) -> nn.Sequential:
     return nn.Sequential(*layers, nn.Linear(dim, out_dim))
 
 
+def leading_columns(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``layer`` applied to inputs that fill only its first ``x.shape[-1]`` input columns (the rest zero)."""
+    return nn.functional.linear(x, layer.weight[:, : x.shape[-1]], layer.bias)
+
+
 class FeatureGenerator(nn.Module):
     """``G(z, c[, u]) -> h_hat``; in multimodal mode ``G_m(z, c) -> [h_hat; u_hat]`` (a paired sample).
 
@@ -118,19 +123,19 @@ class FeatureGenerator(nn.Module):
         inputs = [noise * self.config.generator_noise_scale]
         if not self.films:
             inputs.append(nn.functional.one_hot(labels, self.config.num_labels).to(noise.dtype))
-        if not self.config.multimodal:  # the text slot exists in every unimodal generator; zeros when unused
-            use = self.uses_text and text_embeds is not None
-            inputs.append(text_embeds if use else noise.new_zeros(len(noise), self.config.projection_dim))
+        # the text slot (the last input columns) exists in every unimodal generator; unused, it reads zeros,
+        # so the first layer skips those columns instead of multiplying them (a fifth of stage 2's compute)
+        if self.uses_text and text_embeds is not None:
+            inputs.append(text_embeds)
         x = torch.cat(inputs, -1)
         for i, layer in enumerate(self.layers):
-            x = layer(x)
+            x = leading_columns(layer, x) if i == 0 else layer(x)
             if self.films:
                 scale, shift = self.films[i](labels).chunk(2, -1)
                 x = nn.functional.layer_norm(x, x.shape[-1:]) * (1 + scale) + shift
             x = nn.functional.leaky_relu(x, 0.2)
-        if self.config.generator_rank:
-            return self.out(x) @ self.basis + self.offset
-        return self.out(x)
+        x = self.out(x) if self.layers else leading_columns(self.out, x)
+        return x @ self.basis + self.offset if self.config.generator_rank else x
 
 
 class FeatureDiscriminator(nn.Module):

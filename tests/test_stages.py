@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from modeling_mirgan import stages
 from modeling_mirgan.arguments import TrainArguments
@@ -267,3 +268,29 @@ def test_audio_store_streams_the_cache_in_bounded_batches(tmp_path):
     mean, std = store.moments(torch.arange(37))
     assert torch.allclose(mean, torch.from_numpy(audio.mean(0)), atol=1e-5)
     assert torch.allclose(std, torch.from_numpy(audio.std(0, ddof=1)), atol=1e-4)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"generator_conditioning": "concat"}, {"generator_hidden_sizes": []},
+                                       {"generator_text_condition": "on"}])
+def test_generator_reads_an_unused_text_slot_as_zeros(overrides):
+    """The first layer skips the input columns of an unused text condition: the samples equal the
+    full layers applied to the inputs with zeros in that slot (and a used slot is read)."""
+    model = tiny_model(**overrides)
+    g, config = model.generator, model.config
+    for layer in g.modules():
+        model._init_weights(layer)
+    noise, labels = torch.randn(6, config.noise_dim), torch.arange(6) % config.num_labels
+    text = torch.randn(6, config.projection_dim)
+    inputs = [noise * config.generator_noise_scale]
+    if not g.films:
+        inputs.append(F.one_hot(labels, config.num_labels).float())
+    inputs.append(text if g.uses_text else torch.zeros_like(text))
+    x = torch.cat(inputs, -1)
+    for i, layer in enumerate(g.layers):
+        x = layer(x)
+        if g.films:
+            scale, shift = g.films[i](labels).chunk(2, -1)
+            x = F.layer_norm(x, x.shape[-1:]) * (1 + scale) + shift
+        x = F.leaky_relu(x, 0.2)
+    expected = g.out(x) @ g.basis + g.offset
+    torch.testing.assert_close(g(noise, labels, text), expected, atol=1e-5, rtol=1e-5)
