@@ -367,23 +367,29 @@ class MirganForEmotionClassification(MirganPreTrainedModel):
 
     @torch.no_grad()
     def sample_features(self, labels: torch.Tensor, text_embeds: torch.Tensor | None = None, seed: int = 0,
-                        oversample: int = 1) -> torch.Tensor:
+                        oversample: int = 1, batch_size: int = 8192) -> torch.Tensor:
         """Generated samples (``h_hat``, or pairs ``[h_hat; u_hat]``), one per entry of ``labels``.
 
         ``text_embeds`` (one row per label) conditions a text-conditioned generator. ``oversample`` > 1
-        draws that many candidates per sample and keeps, per row, the one Q finds most confident."""
+        draws that many candidates per sample and keeps, per row, the one Q finds most confident. The
+        generator runs on ``batch_size`` samples at a time (its hidden layers for a corpus-sized draw
+        would hold gigabytes); the samples do not depend on it."""
         generator = torch.Generator().manual_seed(seed)
         was_training = self.training
         self.eval()
         labels = labels.repeat_interleave(oversample)
         text = text_embeds.repeat_interleave(oversample, 0) if text_embeds is not None else None
         noise = torch.randn(len(labels), self.config.noise_dim, generator=generator)
-        fake = self.generator(noise, labels, text)
-        if oversample > 1:
-            confidence = self.q_logits(fake).log_softmax(-1).gather(1, labels[:, None])[:, 0].view(-1, oversample)
-            fake = fake.view(-1, oversample, fake.shape[-1])[torch.arange(len(confidence)), confidence.argmax(1)]
+        parts, step = [], batch_size * oversample
+        for start in range(0, len(labels), step):
+            rows = slice(start, start + step)
+            fake = self.generator(noise[rows], labels[rows], text[rows] if text is not None else None)
+            if oversample > 1:
+                confidence = self.q_logits(fake).log_softmax(-1).gather(1, labels[rows, None])[:, 0].view(-1, oversample)
+                fake = fake.view(-1, oversample, fake.shape[-1])[torch.arange(len(confidence)), confidence.argmax(1)]
+            parts.append(fake)
         self.train(was_training)
-        return fake
+        return torch.cat(parts) if parts else noise.new_zeros(0, self.config.sample_dim)
 
     @torch.no_grad()
     def generate_features(self, labels=None, num_per_class: int = 100, text=None, processor=None, seed: int = 0):

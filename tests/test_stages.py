@@ -294,3 +294,17 @@ def test_generator_reads_an_unused_text_slot_as_zeros(overrides):
         x = F.leaky_relu(x, 0.2)
     expected = g.out(x) @ g.basis + g.offset
     torch.testing.assert_close(g(noise, labels, text), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("oversample", [1, 3])
+def test_sampling_in_batches_gives_the_same_samples(oversample):
+    """A corpus-sized draw runs the generator in batches (bounded memory); the samples do not depend on the batch size."""
+    model = tiny_model()
+    for layer in model.generator.modules():
+        model._init_weights(layer)
+    labels = torch.arange(23) % model.config.num_labels
+    whole = model.sample_features(labels, seed=4, oversample=oversample)
+    batched = model.sample_features(labels, seed=4, oversample=oversample, batch_size=5)
+    assert whole.shape == (23, model.config.sample_dim)
+    torch.testing.assert_close(batched, whole, atol=1e-6, rtol=1e-6)
+    assert model.sample_features(labels[:0]).shape == (0, model.config.sample_dim)
