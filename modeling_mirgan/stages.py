@@ -49,6 +49,16 @@ def my_slice(rows: torch.Tensor) -> torch.Tensor:
     return rows[rank::size] if size > 1 else rows
 
 
+def collective_device() -> torch.device:
+    """Where a collective's tensor must live: NCCL (``accelerate launch`` on GPUs) reduces only CUDA
+    tensors, while the cached-feature stages train on the CPU; gloo takes CPU tensors."""
+    import torch.distributed as dist
+
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def average_gradients(params: list[nn.Parameter]) -> None:
     """One all_reduce of every gradient (flattened): what DDP does, without its per-step wrapping."""
     rank, size = world()
@@ -58,8 +68,10 @@ def average_gradients(params: list[nn.Parameter]) -> None:
 
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]  # unused on this rank
     flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= size
+    device = collective_device()
+    summed = flat.to(device)
+    dist.all_reduce(summed)
+    flat = summed.to(flat.device) / size
     offset = 0
     for p, g in zip(params, grads):
         p.grad = flat[offset : offset + g.numel()].view_as(g).clone()

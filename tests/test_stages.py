@@ -308,3 +308,14 @@ def test_sampling_in_batches_gives_the_same_samples(oversample):
     assert whole.shape == (23, model.config.sample_dim)
     torch.testing.assert_close(batched, whole, atol=1e-6, rtol=1e-6)
     assert model.sample_features(labels[:0]).shape == (0, model.config.sample_dim)
+
+
+@pytest.mark.parametrize("backend, expected", [("gloo", "cpu"), ("nccl", "cuda:1")])
+def test_gradient_all_reduce_runs_where_the_backend_reduces(monkeypatch, backend, expected):
+    """The cached-feature stages train on the CPU; under NCCL (accelerate launch on GPUs) their gradient
+    all_reduce must go through a CUDA tensor, under gloo a CPU one (this machine has no GPU to run NCCL)."""
+    import torch.distributed as dist
+
+    monkeypatch.setattr(dist, "get_backend", lambda group=None: backend)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert str(stages.collective_device()) == expected
