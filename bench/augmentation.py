@@ -135,15 +135,17 @@ def plot(name: str, table: dict) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for method in sorted({c["method"] for c in table["cells"]}):
-        rows = sorted((c["fraction"], c["ua_mean"]) for c in table["cells"] if c["method"] == method)
+        rows = sorted((c["fraction"], c["ua_mean"]) for c in table["cells"]
+                      if c["method"] == method and c.get("regime", "scarcity") == "scarcity")  # imbalance cells sit at 1.0 too
         if len(rows) > 1:
             left.plot(*zip(*rows), marker="o", label=method)
-    left.set(xscale="log", xlabel="share of each training fold", ylabel="UA", title=f"{name}: UA vs data")
+    left.set(xscale="log", xlabel="share of each training fold", ylabel="UA", title=f"{name}: UA vs data (scarcity regime)")
     left.legend(fontsize=7)
     gens = [c for c in table["cells"] if c["mi_bits"] is not None]
     right.scatter([c["mi_bits"] for c in gens], [100 * c["gain_vs_none"] for c in gens])
     for c in gens:
-        right.annotate(f"{c['method']}@{c['fraction']}", (c["mi_bits"], 100 * c["gain_vs_none"]), fontsize=6)
+        where = c["fraction"] if c.get("regime", "scarcity") == "scarcity" else "imbalance"
+        right.annotate(f"{c['method']}@{where}", (c["mi_bits"], 100 * c["gain_vs_none"]), fontsize=6)
     right.axhline(0, color="grey", lw=0.5)
     right.set(xlabel="I(c; h_hat) estimate, bits", ylabel="UA gain over none, points", title="MI vs gain")
     fig.tight_layout()
