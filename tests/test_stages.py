@@ -260,7 +260,7 @@ def test_audio_store_streams_the_cache_in_bounded_batches(tmp_path):
     order = rng.permutation(37)
     selected = ds.select(order, keep_in_memory=True)
     store = stages.AudioLayerStore.from_cache(selected)
-    assert len(store.chunks) > 1  # several record batches
+    assert len(store.starts) > 2  # several record batches
     rows = torch.tensor([5, 0, 36, 17])
     assert np.array_equal(store.gather(rows.numpy()).numpy(), audio[order[rows.numpy()]])
     seen = torch.cat([idx for idx, _ in store.batches(torch.arange(37), 8, torch.Generator().manual_seed(0))])
