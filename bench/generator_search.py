@@ -1,7 +1,7 @@
 """Generator search: realism of generator variants on the validation speakers of each training fold.
 
     python bench/generator_search.py --name emodb4 --variants default generator_rank=64 \
-        "generator_noise_scale=1.5 lambda_mmd=10" -- --dataset_dir data/emodb4
+        "lambda_diversity=1 lambda_mmd=10" -- --dataset_dir data/emodb4
     python bench/generator_search.py --name ravdess4 --variants default ... -- \
         --dataset_dir ../shared/data/ravdess --folds 6 --classes angry happy neutral sad
 

@@ -102,11 +102,12 @@ class ModelArguments:
     generator_hidden_sizes: list[int] | None = field(default=None, metadata={"help": f"generator MLP widths (0 alone: linear, as in the paper); config default {list(CONFIG_DEFAULTS['generator_hidden_sizes'])}"})
     generator_rank: int | None = field(default=None, metadata={"help": f"generate in the top-k principal subspace of the real samples (0: free output); config default {CONFIG_DEFAULTS['generator_rank']}"})
     generator_conditioning: Literal[GENERATOR_CONDITIONINGS] | None = field(default=None, metadata={"help": f"how the class enters the generator; config default {CONFIG_DEFAULTS['generator_conditioning']!r}"})
-    generator_noise_scale: float | None = field(default=None, metadata={"help": f"std of the generator's input noise; config default {CONFIG_DEFAULTS['generator_noise_scale']}"})
+    generator_noise_scale: float | None = field(default=None, metadata={"help": f"std of the generator's input noise (concat conditioning or a linear generator only); config default {CONFIG_DEFAULTS['generator_noise_scale']}"})
     generator_text_condition: Literal[TEXT_CONDITIONS] | None = field(default=None, metadata={"help": f"condition on real transcripts (on/off/auto: only when transcripts rarely repeat); config default {CONFIG_DEFAULTS['generator_text_condition']!r}"})
     discriminator_hidden_sizes: list[int] | None = field(default=None, metadata={"help": f"discriminator MLP widths (0 alone: linear); config default {list(CONFIG_DEFAULTS['discriminator_hidden_sizes'])}"})
     adversarial_loss: Literal[ADVERSARIAL_LOSSES] | None = field(default=None, metadata={"help": f"GAN loss; config default {CONFIG_DEFAULTS['adversarial_loss']!r}"})
     lambda_mmd: float | None = field(default=None, metadata={"help": f"weight of the generator's class-matched MMD to real batches; config default {CONFIG_DEFAULTS['lambda_mmd']}"})
+    lambda_diversity: float | None = field(default=None, metadata={"help": f"weight of the generator's mode-seeking term (0: off); config default {CONFIG_DEFAULTS['lambda_diversity']}"})
     lambda_con: float | None = field(default=None, metadata={"help": f"weight of the stage-1 InfoNCE alignment; config default {CONFIG_DEFAULTS['lambda_con']}"})
     lambda_im: float | None = field(default=None, metadata={"help": f"weight of the stage-1 information maximisation; config default {CONFIG_DEFAULTS['lambda_im']}"})
     lambda_info: float | None = field(default=None, metadata={"help": f"weight of the generator's MI term; config default {CONFIG_DEFAULTS['lambda_info']}"})
@@ -118,7 +119,7 @@ class ModelArguments:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise flag_error(name, f"{value}: must be >= 1")
-        for name in ("lambda_mmd", "lambda_con", "lambda_im", "lambda_info", "lambda_text_info", "generator_noise_scale"):
+        for name in ("lambda_mmd", "lambda_diversity", "lambda_con", "lambda_im", "lambda_info", "lambda_text_info", "generator_noise_scale"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise flag_error(name, f"{value}: must be >= 0")

@@ -25,6 +25,7 @@ CONFIG_DEFAULTS = {
     "discriminator_hidden_sizes": (256,),
     "adversarial_loss": "nonsaturating",
     "lambda_mmd": 30.0,
+    "lambda_diversity": 0.0,
     "lambda_con": 0.1,
     "lambda_im": 0.1,
     "lambda_info": 1.0,

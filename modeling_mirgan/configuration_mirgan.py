@@ -25,7 +25,10 @@ class MirganConfig(PreTrainedConfig):
         mode (`str`, defaults to `"unimodal"`): `unimodal` classifies `C(h)`; `multimodal` classifies
             `C_m([h; u])` when a transcript is given, and its generator emits pairs `(h_hat, u_hat)`.
         noise_dim (`int`, defaults to 64): size of the generator's noise `z`.
-        generator_noise_scale (`float`, defaults to 1.0): std of `z`.
+        generator_noise_scale (`float`, defaults to 1.0): std of `z`; only with `concat` conditioning or a linear
+            generator: under `film` the first hidden layer is layer-normalised, so only the direction of `z` reaches
+            the output (measured: sampling at 0.5-2x the trained scale moved C2ST by <= 0.004), and a scale other
+            than 1 is refused.
         generator_hidden_sizes (`list[int]`, defaults to `[512, 512]`): generator MLP widths; `[]` is the
             paper's linear generator.
         generator_rank (`int`, defaults to 32): the generator emits coordinates in the top-`rank` principal
@@ -41,6 +44,9 @@ class MirganConfig(PreTrainedConfig):
         adversarial_loss (`str`, defaults to `"nonsaturating"`): `nonsaturating`, `hinge` or `wgan-gp`.
         lambda_mmd (`float`, defaults to 30.0): weight of a class-matched MMD between generated and real batches
             in the generator loss (moment matching that keeps a small-data GAN from collapsing); 0 is a pure GAN.
+        lambda_diversity (`float`, defaults to 0.0): weight of the mode-seeking term (Mao et al., CVPR 2019): two
+            noise draws for the same condition should give samples as far apart, relative to the noise distance,
+            as real rows of a batch are; pushes the generator to cover its class instead of its core. 0: off.
         lambda_con (`float`, defaults to 0.1): weight of the stage-1 InfoNCE alignment of `h` and `u`.
         lambda_im (`float`, defaults to 0.1): weight of the stage-1 information maximisation term.
         lambda_info (`float`, defaults to 1.0): weight of the generator's MI term through the frozen Q head.
@@ -82,6 +88,7 @@ class MirganConfig(PreTrainedConfig):
     discriminator_hidden_sizes: list[int] | None = None
     adversarial_loss: str = CONFIG_DEFAULTS["adversarial_loss"]
     lambda_mmd: float = CONFIG_DEFAULTS["lambda_mmd"]
+    lambda_diversity: float = CONFIG_DEFAULTS["lambda_diversity"]
     lambda_con: float = CONFIG_DEFAULTS["lambda_con"]
     lambda_im: float = CONFIG_DEFAULTS["lambda_im"]
     lambda_info: float = CONFIG_DEFAULTS["lambda_info"]
@@ -105,6 +112,10 @@ class MirganConfig(PreTrainedConfig):
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"MirganConfig.{name}={getattr(self, name)!r}; expected one of {allowed}")
+        if self.generator_noise_scale != 1.0 and self.generator_conditioning == "film" and self.generator_hidden_sizes:
+            raise ValueError(f"MirganConfig.generator_noise_scale={self.generator_noise_scale}: film conditioning layer-normalises "
+                             "the first hidden layer, so the noise scale cannot reach the samples; use generator_conditioning='concat' "
+                             "or leave it at 1.0")
 
     @property
     def multimodal(self) -> bool:

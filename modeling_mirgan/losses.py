@@ -64,6 +64,19 @@ def mmd(fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor) -> torch.T
     return kernel[:n, :n].mean() + kernel[n:, n:].mean() - 2 * kernel[:n, n:].mean()
 
 
+def mode_seeking(fake: torch.Tensor, fake_again: torch.Tensor, noise: torch.Tensor, noise_again: torch.Tensor,
+                 real: torch.Tensor) -> torch.Tensor:
+    """The mode-seeking term of MSGAN (Mao et al., CVPR 2019), ``1 / (d(G(z1), G(z2)) / d(z1, z2))`` for two
+    noise draws under the same condition: the sample distance in units of the real batch's mean pairwise
+    distance and the noise distance in units of its expectation, so the ratio is 1 for samples as far apart
+    as random real rows; minimising it spreads the samples of a condition."""
+    with torch.no_grad():
+        scale = torch.pdist(real).mean().clamp_min(1e-6)
+    spread = (fake - fake_again).norm(dim=-1) / scale
+    step = (noise - noise_again).norm(dim=-1) / math.sqrt(2 * noise.shape[-1])
+    return 1.0 / ((spread / step).mean() + 1e-5)
+
+
 def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor):
     """WGAN-GP penalty on interpolates between real and generated features."""
     alpha = torch.rand(real.shape[0], 1, device=real.device)

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from .arguments import GENERATIVE, TrainArguments
 from .augment import class_balanced_counts, peer_samples
-from .losses import discriminator_loss, generator_adversarial_loss, gradient_penalty, info_nce, information_maximization, mmd
+from .losses import discriminator_loss, generator_adversarial_loss, gradient_penalty, info_nce, information_maximization, mmd, mode_seeking
 
 HEAD_PREFIXES = ("audio_mean", "audio_std", "text_mean", "text_std", "layer_weights", "logit_scale",
                  "audio_projection.", "text_projection.", "classifier.", "multimodal_classifier.")
@@ -519,6 +519,10 @@ def train_stage2(model, real: torch.Tensor, labels: torch.Tensor, text: torch.Te
     # every step's rows and noise drawn at once: the loop below is only the two updates
     all_idx = torch.randint(0, n, (args.gan_steps, batch * size), generator=rng)[:, mine]
     all_noise = torch.randn(args.gan_steps, batch * size, model.config.noise_dim, generator=rng)[:, mine]
+    diversity = model.config.lambda_diversity
+    if diversity > 0:  # a second draw for the first half of every batch (drawn after the rest: same rows and noise)
+        half = len(mine) // 2
+        all_noise_again = torch.randn(args.gan_steps, batch * size, model.config.noise_dim, generator=rng)[:, mine][:, :half]
     curve = []
     model.generator.train()
     model.discriminator.train()
@@ -539,6 +543,9 @@ def train_stage2(model, real: torch.Tensor, labels: torch.Tensor, text: torch.Te
         g_loss = adv + lambda_info * mi if lambda_info > 0 else adv
         if model.config.lambda_mmd > 0:
             g_loss = g_loss + model.config.lambda_mmd * mmd(fake, x, c)
+        if diversity > 0:
+            again = model.generator(all_noise_again[step], c[:half], u[:half])
+            g_loss = g_loss + diversity * mode_seeking(fake[:half], again, all_noise[step][:half], all_noise_again[step], x)
         g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         average_gradients(g_params)
