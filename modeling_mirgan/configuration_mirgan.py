@@ -112,7 +112,7 @@ class MirganConfig(PreTrainedConfig):
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"MirganConfig.{name}={getattr(self, name)!r}; expected one of {allowed}")
-        if self.generator_noise_scale != 1.0 and self.generator_conditioning == "film" and self.generator_hidden_sizes:
+        if self.generator_noise_scale != 1.0 and self.film_conditioning:
             raise ValueError(f"MirganConfig.generator_noise_scale={self.generator_noise_scale}: film conditioning layer-normalises "
                              "the first hidden layer, so the noise scale cannot reach the samples; use generator_conditioning='concat' "
                              "or leave it at 1.0")
@@ -120,6 +120,11 @@ class MirganConfig(PreTrainedConfig):
     @property
     def multimodal(self) -> bool:
         return self.mode == "multimodal"
+
+    @property
+    def film_conditioning(self) -> bool:
+        """Does the class enter the generator by FiLM? (a linear generator has no hidden layer to modulate)"""
+        return self.generator_conditioning == "film" and bool(self.generator_hidden_sizes)
 
     @property
     def num_audio_layers(self) -> int:

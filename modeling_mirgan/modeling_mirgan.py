@@ -87,7 +87,7 @@ class FeatureGenerator(nn.Module):
         super().__init__()
         self.config = config
         d, k, hidden = config.projection_dim, config.num_labels, config.generator_hidden_sizes
-        film = config.generator_conditioning == "film" and bool(hidden)
+        film = config.film_conditioning
         in_dim = config.noise_dim + (0 if film else k) + (0 if config.multimodal else d)
         self.layers = nn.ModuleList()
         self.films = nn.ModuleList()
