@@ -23,7 +23,10 @@ class MirganConfig(PreTrainedConfig):
             feature the classifier sees and the generator synthesises.
         classifier_dropout (`float`, defaults to 0.2): dropout on `h` before the classifiers.
         mode (`str`, defaults to `"unimodal"`): `unimodal` classifies `C(h)`; `multimodal` classifies
-            `C_m([h; u])` when a transcript is given, and its generator emits pairs `(h_hat, u_hat)`.
+            `C_m([h; u])` when a transcript is given, and its generator emits pairs: `[h_hat; u]` with the real
+            transcript embedding `u` that conditions `G` (text condition `on`, what `auto` becomes), or
+            `[h_hat; u_hat]` generated whole (`off`; measured on EmoDB-4 its text half collapsed onto a few
+            points: pair C2ST 0.70, recall 0.52, Fréchet ratio 4.0).
         noise_dim (`int`, defaults to 64): size of the generator's noise `z`.
         generator_noise_scale (`float`, defaults to 1.0): std of `z`; only with `concat` conditioning or a linear
             generator: under `film` the first hidden layer is layer-normalised, so only the direction of `z` reaches
@@ -37,8 +40,9 @@ class MirganConfig(PreTrainedConfig):
         generator_conditioning (`str`, defaults to `"film"`): the class enters as a concatenated one-hot
             (`concat`) or as a per-class scale and shift of every hidden layer (`film`, conditional norm).
         generator_text_condition (`str`, defaults to `"auto"`): condition `G` on the projected embedding of a
-            real transcript: `on`, `off`, or `auto` (on only when transcripts rarely repeat in the training
-            rows; on fixed-sentence corpora a linear generator otherwise collapses onto one point per sentence).
+            real transcript: `on`, `off`, or `auto` (unimodal: on only when transcripts rarely repeat in the
+            training rows, since on fixed-sentence corpora a linear generator otherwise collapses onto one point
+            per sentence; multimodal: on, the pair's text half is that real transcript).
         discriminator_hidden_sizes (`list[int]`, defaults to `[256]`): widths of the projection
             discriminator `D(h, c)`; `[]` is linear.
         adversarial_loss (`str`, defaults to `"nonsaturating"`): `nonsaturating`, `hinge` or `wgan-gp`.

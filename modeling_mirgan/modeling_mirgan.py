@@ -78,7 +78,9 @@ def leading_columns(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 
 
 class FeatureGenerator(nn.Module):
-    """``G(z, c[, u]) -> h_hat``; in multimodal mode ``G_m(z, c) -> [h_hat; u_hat]`` (a paired sample).
+    """``G(z, c[, u]) -> h_hat``. In multimodal mode a paired sample: ``G_m(z, c, u) -> [h_hat; u]`` with
+    the real transcript embedding ``u`` it was conditioned on (text condition ``on``), or
+    ``G_m(z, c) -> [h_hat; u_hat]`` with both halves generated (``off``).
 
     The class enters as a one-hot beside the noise (``concat``) or as a per-class scale and shift of
     every hidden layer (``film``); the text condition ``u`` is read only when the config says ``on``."""
@@ -88,7 +90,7 @@ class FeatureGenerator(nn.Module):
         self.config = config
         d, k, hidden = config.projection_dim, config.num_labels, config.generator_hidden_sizes
         film = config.film_conditioning
-        in_dim = config.noise_dim + (0 if film else k) + (0 if config.multimodal else d)
+        in_dim = config.noise_dim + (0 if film else k) + d  # the last d columns: the text slot
         self.layers = nn.ModuleList()
         self.films = nn.ModuleList()
         for size in hidden:
@@ -109,15 +111,23 @@ class FeatureGenerator(nn.Module):
         """The mean and top principal components of the real samples the generator learns from."""
         if not self.config.generator_rank:
             return
-        self.offset.copy_(real.mean(0))
-        _, s, v = torch.linalg.svd(real - self.offset, full_matrices=False)
-        r = min(len(self.basis), len(s))
+        cols = self.config.projection_dim if self.pairs_real_text else self.config.sample_dim  # what G emits
+        real = real[:, :cols]
+        self.offset.zero_()
         self.basis.zero_()
-        self.basis[:r] = v[:r] * (s[:r] / max(len(real) - 1, 1) ** 0.5)[:, None]
+        self.offset[:cols] = real.mean(0)
+        _, s, v = torch.linalg.svd(real - self.offset[:cols], full_matrices=False)
+        r = min(len(self.basis), len(s))
+        self.basis[:r, :cols] = v[:r] * (s[:r] / max(len(real) - 1, 1) ** 0.5)[:, None]
 
     @property
     def uses_text(self) -> bool:
-        return self.config.generator_text_condition == "on" and not self.config.multimodal
+        return self.config.generator_text_condition == "on"
+
+    @property
+    def pairs_real_text(self) -> bool:
+        """A multimodal sample's text half is the real ``u`` its audio half was conditioned on."""
+        return self.uses_text and self.config.multimodal
 
     def forward(self, noise, labels, text_embeds=None):
         inputs = [noise * self.config.generator_noise_scale]
@@ -135,7 +145,12 @@ class FeatureGenerator(nn.Module):
                 x = nn.functional.layer_norm(x, x.shape[-1:]) * (1 + scale) + shift
             x = nn.functional.leaky_relu(x, 0.2)
         x = self.out(x) if self.layers else leading_columns(self.out, x)
-        return x @ self.basis + self.offset if self.config.generator_rank else x
+        x = x @ self.basis + self.offset if self.config.generator_rank else x
+        if self.pairs_real_text:
+            if text_embeds is None:
+                raise ValueError("this multimodal generator pairs each sample with a real transcript embedding: give text_embeds")
+            x = torch.cat([x[:, : self.config.projection_dim], text_embeds], -1)
+        return x
 
 
 class FeatureDiscriminator(nn.Module):

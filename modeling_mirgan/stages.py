@@ -466,20 +466,26 @@ def info_loss(model, fake: torch.Tensor, labels: torch.Tensor, text: torch.Tenso
     else:
         loss = (ce - real_ce).abs() if config.info_target == "match_held_out" else F.relu(ce - real_ce)
     h, u_hat = model.split_samples(fake)
-    if config.multimodal:
-        loss = loss + info_nce(h, u_hat, model.logit_scale)
+    if config.multimodal:  # rows of one transcript are not each other's negatives when u is a real one
+        loss = loss + info_nce(h, u_hat, model.logit_scale, groups if model.generator.pairs_real_text else None)
     elif config.lambda_text_info > 0 and text is not None and model.generator.uses_text:
         loss = loss + config.lambda_text_info * info_nce(h, text, model.logit_scale, groups)
     return loss, logits
 
 
 def resolve_text_condition(model, groups: torch.Tensor) -> None:
-    """``auto`` becomes ``on`` only when transcripts rarely repeat in the training rows (>= 1 distinct
-    transcript per 2 clips): with a few fixed sentences the condition would collapse samples onto one
-    point per sentence. The config then says what the trained generator does."""
-    if model.config.generator_text_condition == "auto" and not model.config.multimodal:
-        distinct = len(torch.unique(groups)) / max(len(groups), 1)
-        model.config.generator_text_condition = "on" if distinct >= 0.5 and model.config.lambda_con > 0 else "off"
+    """``auto`` becomes ``on`` in multimodal mode (pairs take a real ``u``: a generated text half collapsed
+    and failed realism, see ``mode`` in the config) and, in unimodal mode, only when transcripts rarely
+    repeat in the training rows (>= 1 distinct transcript per 2 clips): with a few fixed sentences the
+    condition would collapse samples onto one point per sentence. The config then says what the trained
+    generator does."""
+    if model.config.generator_text_condition != "auto":
+        return
+    if model.config.multimodal:
+        model.config.generator_text_condition = "on"
+        return
+    distinct = len(torch.unique(groups)) / max(len(groups), 1)
+    model.config.generator_text_condition = "on" if distinct >= 0.5 and model.config.lambda_con > 0 else "off"
 
 
 @torch.no_grad()

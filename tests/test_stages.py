@@ -271,10 +271,13 @@ def test_audio_store_streams_the_cache_in_bounded_batches(tmp_path):
 
 
 @pytest.mark.parametrize("overrides", [{}, {"generator_conditioning": "concat"}, {"generator_hidden_sizes": []},
-                                       {"generator_text_condition": "on"}])
+                                       {"generator_text_condition": "on"},
+                                       {"mode": "multimodal", "generator_text_condition": "off"},
+                                       {"mode": "multimodal", "generator_text_condition": "on"}])
 def test_generator_reads_an_unused_text_slot_as_zeros(overrides):
     """The first layer skips the input columns of an unused text condition: the samples equal the
-    full layers applied to the inputs with zeros in that slot (and a used slot is read)."""
+    full layers applied to the inputs with zeros in that slot (and a used slot is read; a multimodal
+    generator that reads it pairs its audio half with exactly that text)."""
     model = tiny_model(**overrides)
     g, config = model.generator, model.config
     for layer in g.modules():
@@ -293,7 +296,34 @@ def test_generator_reads_an_unused_text_slot_as_zeros(overrides):
             x = F.layer_norm(x, x.shape[-1:]) * (1 + scale) + shift
         x = F.leaky_relu(x, 0.2)
     expected = g.out(x) @ g.basis + g.offset
+    if g.pairs_real_text:
+        expected = torch.cat([expected[:, : config.projection_dim], text], -1)
     torch.testing.assert_close(g(noise, labels, text), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_multimodal_generator_pairs_its_audio_half_with_a_real_transcript():
+    """The default multimodal generator (text condition auto -> on) emits ``[h_hat; u]``: its principal
+    basis spans only the audio half of the real pairs, the text half of every sample is the real ``u``
+    it was given (a generated text half collapsed onto a few points), and it refuses to run without one."""
+    model = tiny_model(mode="multimodal")
+    config, g = model.config, model.generator
+    d = config.projection_dim
+    stages.resolve_text_condition(model, torch.zeros(40, dtype=torch.long))
+    assert config.generator_text_condition == "on" and g.pairs_real_text
+    for layer in g.modules():
+        model._init_weights(layer)
+    real = torch.randn(40, 2 * d) * torch.linspace(0.1, 3, 2 * d)
+    g.fit_basis(real)
+    assert torch.all(g.basis[:, d:] == 0) and torch.all(g.offset[d:] == 0)
+    torch.testing.assert_close(g.offset[:d], real[:, :d].mean(0))
+    labels = torch.arange(12) % config.num_labels
+    text = real[labels.argsort(), d:][:12]
+    samples = model.sample_features(labels, text, seed=3)
+    assert samples.shape == (12, 2 * d)
+    assert torch.equal(samples[:, d:], text)
+    assert not torch.allclose(samples[:6, :d], samples[6:, :d])  # the audio half is generated
+    with pytest.raises(ValueError, match="real transcript embedding"):
+        model.sample_features(labels)
 
 
 @pytest.mark.parametrize("oversample", [1, 3])
