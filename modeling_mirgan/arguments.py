@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
-from .config_defaults import ADVERSARIAL_LOSSES, CONFIG_DEFAULTS, GENERATOR_CONDITIONINGS, INFO_TARGETS, LAYER_POOLINGS, MODES, TEXT_CONDITIONS
+from .config_defaults import (ADVERSARIAL_LOSSES, CONFIG_DEFAULTS, GENERATOR_CONDITIONINGS, INFO_TARGETS, LAYER_POOLINGS, MODES,
+                              PAIRED_TEXTS, TEXT_CONDITIONS)
 
 CORPORA = ("audiofolder", "iemocap", "msp_improv", "msp_podcast", "emodb", "ravdess")
 PEERS = ("none", "noise", "smote", "mixup", "class_weight", "oversample")
@@ -103,7 +104,8 @@ class ModelArguments:
     generator_rank: int | None = field(default=None, metadata={"help": f"generate in the top-k principal subspace of the real samples (0: free output); config default {CONFIG_DEFAULTS['generator_rank']}"})
     generator_conditioning: Literal[GENERATOR_CONDITIONINGS] | None = field(default=None, metadata={"help": f"how the class enters the generator; config default {CONFIG_DEFAULTS['generator_conditioning']!r}"})
     generator_noise_scale: float | None = field(default=None, metadata={"help": f"std of the generator's input noise (concat conditioning or a linear generator only); config default {CONFIG_DEFAULTS['generator_noise_scale']}"})
-    generator_text_condition: Literal[TEXT_CONDITIONS] | None = field(default=None, metadata={"help": f"condition on real transcripts (on/off/auto: unimodal only when transcripts rarely repeat; multimodal on, pairing h_hat with that real u); config default {CONFIG_DEFAULTS['generator_text_condition']!r}"})
+    generator_text_condition: Literal[TEXT_CONDITIONS] | None = field(default=None, metadata={"help": f"condition on real transcripts (on/off/auto: only when transcripts rarely repeat); config default {CONFIG_DEFAULTS['generator_text_condition']!r}"})
+    paired_text: Literal[PAIRED_TEXTS] | None = field(default=None, metadata={"help": f"multimodal: a generated sample's text half is a real transcript of the class or generated; config default {CONFIG_DEFAULTS['paired_text']!r}"})
     discriminator_hidden_sizes: list[int] | None = field(default=None, metadata={"help": f"discriminator MLP widths (0 alone: linear); config default {list(CONFIG_DEFAULTS['discriminator_hidden_sizes'])}"})
     adversarial_loss: Literal[ADVERSARIAL_LOSSES] | None = field(default=None, metadata={"help": f"GAN loss; config default {CONFIG_DEFAULTS['adversarial_loss']!r}"})
     lambda_mmd: float | None = field(default=None, metadata={"help": f"weight of the generator's class-matched MMD to real batches; config default {CONFIG_DEFAULTS['lambda_mmd']}"})

@@ -7,6 +7,7 @@ MODES = ("unimodal", "multimodal")
 ADVERSARIAL_LOSSES = ("nonsaturating", "hinge", "wgan-gp")
 GENERATOR_CONDITIONINGS = ("concat", "film")
 TEXT_CONDITIONS = ("auto", "on", "off")
+PAIRED_TEXTS = ("real", "generated")
 INFO_TARGETS = ("max", "real", "held_out", "match_held_out")
 
 CONFIG_DEFAULTS = {
@@ -22,6 +23,7 @@ CONFIG_DEFAULTS = {
     "generator_rank": 32,
     "generator_conditioning": "film",
     "generator_text_condition": "auto",
+    "paired_text": "real",
     "discriminator_hidden_sizes": (256,),
     "adversarial_loss": "nonsaturating",
     "lambda_mmd": 30.0,

@@ -6,7 +6,7 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .config_defaults import (ADVERSARIAL_LOSSES, CONFIG_DEFAULTS, GENERATOR_CONDITIONINGS, INFO_TARGETS, LAYER_POOLINGS, MODES,
-                              TEXT_CONDITIONS)
+                              PAIRED_TEXTS, TEXT_CONDITIONS)
 
 
 class MirganConfig(PreTrainedConfig):
@@ -23,10 +23,7 @@ class MirganConfig(PreTrainedConfig):
             feature the classifier sees and the generator synthesises.
         classifier_dropout (`float`, defaults to 0.2): dropout on `h` before the classifiers.
         mode (`str`, defaults to `"unimodal"`): `unimodal` classifies `C(h)`; `multimodal` classifies
-            `C_m([h; u])` when a transcript is given, and its generator emits pairs: `[h_hat; u]` with the real
-            transcript embedding `u` that conditions `G` (text condition `on`, what `auto` becomes), or
-            `[h_hat; u_hat]` generated whole (`off`; measured on EmoDB-4 its text half collapsed onto a few
-            points: pair C2ST 0.70, recall 0.52, Fréchet ratio 4.0).
+            `C_m([h; u])` when a transcript is given, and its generator emits pairs `[h_hat; u]` (see `paired_text`).
         noise_dim (`int`, defaults to 64): size of the generator's noise `z`.
         generator_noise_scale (`float`, defaults to 1.0): std of `z`; only with `concat` conditioning or a linear
             generator: under `film` the first hidden layer is layer-normalised, so only the direction of `z` reaches
@@ -40,9 +37,15 @@ class MirganConfig(PreTrainedConfig):
         generator_conditioning (`str`, defaults to `"film"`): the class enters as a concatenated one-hot
             (`concat`) or as a per-class scale and shift of every hidden layer (`film`, conditional norm).
         generator_text_condition (`str`, defaults to `"auto"`): condition `G` on the projected embedding of a
-            real transcript: `on`, `off`, or `auto` (unimodal: on only when transcripts rarely repeat in the
-            training rows, since on fixed-sentence corpora a linear generator otherwise collapses onto one point
-            per sentence; multimodal: on, the pair's text half is that real transcript).
+            real transcript: `on`, `off`, or `auto` (multimodal: on; unimodal: on only when transcripts rarely
+            repeat in the training rows, since on fixed-sentence corpora the round-1 linear generator collapsed
+            onto one point per sentence). Under `film` the text enters as a scale and shift of every hidden
+            layer (zero at init), otherwise as input columns at the noise's norm: as raw input columns it
+            drowned the noise (multimodal RAVDESS-4: pair recall 0.12; by FiLM 0.73).
+        paired_text (`str`, defaults to `"real"`): the text half of a multimodal sample: `real`, the projected
+            transcript of a random training row of the class (the one `G` reads when the text condition is on),
+            or `generated` by `G` with the audio half (measured on EmoDB-4 it collapsed onto a few points:
+            pair C2ST 0.70, recall 0.52, Fréchet ratio 4.0).
         discriminator_hidden_sizes (`list[int]`, defaults to `[256]`): widths of the projection
             discriminator `D(h, c)`; `[]` is linear.
         adversarial_loss (`str`, defaults to `"nonsaturating"`): `nonsaturating`, `hinge` or `wgan-gp`.
@@ -89,6 +92,7 @@ class MirganConfig(PreTrainedConfig):
     generator_rank: int = CONFIG_DEFAULTS["generator_rank"]
     generator_conditioning: str = CONFIG_DEFAULTS["generator_conditioning"]
     generator_text_condition: str = CONFIG_DEFAULTS["generator_text_condition"]
+    paired_text: str = CONFIG_DEFAULTS["paired_text"]
     discriminator_hidden_sizes: list[int] | None = None
     adversarial_loss: str = CONFIG_DEFAULTS["adversarial_loss"]
     lambda_mmd: float = CONFIG_DEFAULTS["lambda_mmd"]
@@ -112,6 +116,7 @@ class MirganConfig(PreTrainedConfig):
             ("adversarial_loss", ADVERSARIAL_LOSSES),
             ("generator_conditioning", GENERATOR_CONDITIONINGS),
             ("generator_text_condition", TEXT_CONDITIONS),
+            ("paired_text", PAIRED_TEXTS),
             ("info_target", INFO_TARGETS),
         ):
             if getattr(self, name) not in allowed:

@@ -78,9 +78,9 @@ def leading_columns(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 
 
 class FeatureGenerator(nn.Module):
-    """``G(z, c[, u]) -> h_hat``. In multimodal mode a paired sample: ``G_m(z, c, u) -> [h_hat; u]`` with
-    the real transcript embedding ``u`` it was conditioned on (text condition ``on``), or
-    ``G_m(z, c) -> [h_hat; u_hat]`` with both halves generated (``off``).
+    """``G(z, c[, u]) -> h_hat``. In multimodal mode a paired sample: ``[h_hat; u]`` with the real
+    transcript embedding ``u`` it was given (``paired_text`` real; read as the condition only when the
+    text condition is on), or ``G_m(z, c) -> [h_hat; u_hat]`` with both halves generated.
 
     The class enters as a one-hot beside the noise (``concat``) or as a per-class scale and shift of
     every hidden layer (``film``); the text condition ``u`` is read only when the config says ``on``."""
@@ -90,7 +90,9 @@ class FeatureGenerator(nn.Module):
         self.config = config
         d, k, hidden = config.projection_dim, config.num_labels, config.generator_hidden_sizes
         film = config.film_conditioning
-        in_dim = config.noise_dim + (0 if film else k) + d  # the last d columns: the text slot
+        # the text condition: the last d input columns (the text slot), or under film a scale and shift of
+        # every hidden layer beside the class's (through the slot it drowned the noise: one point per sentence)
+        in_dim = config.noise_dim + (0 if film else k) + d
         self.layers = nn.ModuleList()
         self.films = nn.ModuleList()
         for size in hidden:
@@ -98,6 +100,8 @@ class FeatureGenerator(nn.Module):
             if film:
                 self.films.append(nn.Embedding(k, 2 * size))
             in_dim = size
+        # zero at init (and drawing no random numbers), so a generator without text starts as before
+        self.text_films = nn.ParameterList([nn.Parameter(torch.zeros(d, 2 * size)) for size in (hidden if film else [])])
         rank = min(config.generator_rank, config.sample_dim)
         self.out = nn.Linear(in_dim, rank or config.sample_dim)
         # Output in the principal subspace of the real training samples (``fit_basis``): with a few hundred
@@ -122,26 +126,36 @@ class FeatureGenerator(nn.Module):
 
     @property
     def uses_text(self) -> bool:
+        """Does G read a real transcript embedding as its condition?"""
         return self.config.generator_text_condition == "on"
 
     @property
     def pairs_real_text(self) -> bool:
-        """A multimodal sample's text half is the real ``u`` its audio half was conditioned on."""
-        return self.uses_text and self.config.multimodal
+        """Is a multimodal sample's text half the real ``u`` it was given?"""
+        return self.config.multimodal and self.config.paired_text == "real"
+
+    @property
+    def needs_text(self) -> bool:
+        """Does sampling need one real transcript embedding per sample?"""
+        return self.uses_text or self.pairs_real_text
 
     def forward(self, noise, labels, text_embeds=None):
         inputs = [noise * self.config.generator_noise_scale]
         if not self.films:
             inputs.append(nn.functional.one_hot(labels, self.config.num_labels).to(noise.dtype))
-        # the text slot (the last input columns) exists in every unimodal generator; unused, it reads zeros,
-        # so the first layer skips those columns instead of multiplying them (a fifth of stage 2's compute)
-        if self.uses_text and text_embeds is not None:
-            inputs.append(text_embeds)
+        text = nn.functional.normalize(text_embeds, dim=-1) if self.uses_text and text_embeds is not None else None
+        # the text slot (the last input columns, read only without film); unused, it reads zeros, so the first
+        # layer skips those columns instead of multiplying them (a fifth of stage 2's compute)
+        if text is not None and not self.films:
+            inputs.append(text * self.config.noise_dim ** 0.5)  # at the noise's norm: it cannot drown z
         x = torch.cat(inputs, -1)
         for i, layer in enumerate(self.layers):
             x = leading_columns(layer, x) if i == 0 else layer(x)
             if self.films:
                 scale, shift = self.films[i](labels).chunk(2, -1)
+                if text is not None:
+                    text_scale, text_shift = (text @ self.text_films[i]).chunk(2, -1)
+                    scale, shift = scale + text_scale, shift + text_shift
                 x = nn.functional.layer_norm(x, x.shape[-1:]) * (1 + scale) + shift
             x = nn.functional.leaky_relu(x, 0.2)
         x = self.out(x) if self.layers else leading_columns(self.out, x)
@@ -231,6 +245,9 @@ class MirganPreTrainedModel(PreTrainedModel):
             nn.init.ones_(module.text_std)
             for name in ("class_text_embeds", "real_feature_mean", "real_feature_cov", "real_class_spread"):
                 nn.init.zeros_(getattr(module, name))
+        elif isinstance(module, FeatureGenerator):
+            for weight in module.text_films:
+                nn.init.zeros_(weight)
         elif isinstance(module, nn.Linear):
             nn.init.xavier_uniform_(module.weight)
             if module.bias is not None:

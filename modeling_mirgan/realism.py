@@ -155,7 +155,7 @@ def generator_realism(model, x: torch.Tensor, y: torch.Tensor, held: torch.Tenso
 
     model.eval()
     labels = y.clone()
-    conditions = text_conditions(labels, text, y, seed) if model.generator.uses_text else None
+    conditions = text_conditions(labels, text, y, seed) if model.generator.needs_text else None
     fake = model.sample_features(labels, conditions, seed=seed)
     k = model.config.num_labels
     out = realism(x.numpy(), y.numpy(), held.numpy(), held_y.numpy(), fake.numpy(), labels.numpy(), k, seed)

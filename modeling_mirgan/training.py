@@ -34,7 +34,7 @@ from .stages import CorpusFeatures
 
 logger = logging.getLogger("mirgan")
 REPORTED_CONFIG = ("mode", "layer_pooling", "projection_dim", "noise_dim", "generator_noise_scale", "generator_hidden_sizes",
-                   "generator_rank", "generator_conditioning", "generator_text_condition", "discriminator_hidden_sizes", "adversarial_loss",
+                   "generator_rank", "generator_conditioning", "generator_text_condition", "paired_text", "discriminator_hidden_sizes", "adversarial_loss",
                    "lambda_mmd", "lambda_diversity", "lambda_con", "lambda_im", "lambda_info", "info_target", "lambda_text_info")
 
 

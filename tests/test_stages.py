@@ -272,44 +272,58 @@ def test_audio_store_streams_the_cache_in_bounded_batches(tmp_path):
 
 @pytest.mark.parametrize("overrides", [{}, {"generator_conditioning": "concat"}, {"generator_hidden_sizes": []},
                                        {"generator_text_condition": "on"},
+                                       {"generator_text_condition": "on", "generator_conditioning": "concat"},
+                                       {"mode": "multimodal", "paired_text": "generated", "generator_text_condition": "off"},
                                        {"mode": "multimodal", "generator_text_condition": "off"},
                                        {"mode": "multimodal", "generator_text_condition": "on"}])
-def test_generator_reads_an_unused_text_slot_as_zeros(overrides):
-    """The first layer skips the input columns of an unused text condition: the samples equal the
-    full layers applied to the inputs with zeros in that slot (and a used slot is read; a multimodal
-    generator that reads it pairs its audio half with exactly that text)."""
+def test_generator_reads_the_text_condition_only_where_the_config_says(overrides):
+    """The samples equal the generator written out: without film the text condition is the last input
+    columns (its unit direction at the noise's norm; zeros when unused, which the first layer skips),
+    under film a scale and shift beside the class's. A multimodal generator with real paired text pairs
+    its audio half with exactly the text it was given."""
     model = tiny_model(**overrides)
     g, config = model.generator, model.config
     for layer in g.modules():
         model._init_weights(layer)
+    assert all(torch.all(w == 0) for w in g.text_films)  # a text condition starts from the text-free generator
+    with torch.no_grad():
+        for w in g.text_films:  # as after training
+            w.normal_(0, 0.1)
     noise, labels = torch.randn(6, config.noise_dim), torch.arange(6) % config.num_labels
     text = torch.randn(6, config.projection_dim)
+    unit = F.normalize(text, dim=-1)
     inputs = [noise * config.generator_noise_scale]
     if not g.films:
         inputs.append(F.one_hot(labels, config.num_labels).float())
-    inputs.append(text if g.uses_text else torch.zeros_like(text))
+    inputs.append(unit * config.noise_dim ** 0.5 if g.uses_text and not g.films else torch.zeros_like(text))
     x = torch.cat(inputs, -1)
     for i, layer in enumerate(g.layers):
         x = layer(x)
         if g.films:
             scale, shift = g.films[i](labels).chunk(2, -1)
+            if g.uses_text:
+                text_scale, text_shift = (unit @ g.text_films[i]).chunk(2, -1)
+                scale, shift = scale + text_scale, shift + text_shift
             x = F.layer_norm(x, x.shape[-1:]) * (1 + scale) + shift
         x = F.leaky_relu(x, 0.2)
     expected = g.out(x) @ g.basis + g.offset
     if g.pairs_real_text:
         expected = torch.cat([expected[:, : config.projection_dim], text], -1)
     torch.testing.assert_close(g(noise, labels, text), expected, atol=1e-5, rtol=1e-5)
+    if g.uses_text:  # the condition is read: another transcript, other samples
+        assert not torch.allclose(g(noise, labels, text.flip(0))[:, : config.projection_dim], expected[:, : config.projection_dim])
 
 
 def test_multimodal_generator_pairs_its_audio_half_with_a_real_transcript():
-    """The default multimodal generator (text condition auto -> on) emits ``[h_hat; u]``: its principal
-    basis spans only the audio half of the real pairs, the text half of every sample is the real ``u``
-    it was given (a generated text half collapsed onto a few points), and it refuses to run without one."""
+    """The default multimodal generator reads a real ``u`` as its condition (auto resolves on, even on a
+    fixed-sentence corpus) and emits ``[h_hat; u]``: its principal basis spans only the audio half of the
+    real pairs, the text half of every sample is the ``u`` it was given (a generated text half collapsed
+    onto a few points), and it refuses to run without one."""
     model = tiny_model(mode="multimodal")
     config, g = model.config, model.generator
     d = config.projection_dim
     stages.resolve_text_condition(model, torch.zeros(40, dtype=torch.long))
-    assert config.generator_text_condition == "on" and g.pairs_real_text
+    assert config.generator_text_condition == "on" and g.pairs_real_text and g.needs_text
     for layer in g.modules():
         model._init_weights(layer)
     real = torch.randn(40, 2 * d) * torch.linspace(0.1, 3, 2 * d)
