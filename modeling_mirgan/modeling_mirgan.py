@@ -91,7 +91,8 @@ class FeatureGenerator(nn.Module):
         d, k, hidden = config.projection_dim, config.num_labels, config.generator_hidden_sizes
         film = config.film_conditioning
         # the text condition: the last d input columns (the text slot), or under film a scale and shift of
-        # every hidden layer beside the class's (through the slot it drowned the noise: one point per sentence)
+        # every hidden layer beside the class's (through the slot it drowned the noise: one point per sentence).
+        # Under film the slot stays, unread, so the default's shapes and initialisation are the benchmarked ones.
         in_dim = config.noise_dim + (0 if film else k) + d
         self.layers = nn.ModuleList()
         self.films = nn.ModuleList()
