@@ -401,9 +401,10 @@ class MirganForEmotionClassification(MirganPreTrainedModel):
     @torch.no_grad()
     def sample_features(self, labels: torch.Tensor, text_embeds: torch.Tensor | None = None, seed: int = 0,
                         oversample: int = 1, batch_size: int = 8192) -> torch.Tensor:
-        """Generated samples (``h_hat``, or pairs ``[h_hat; u_hat]``), one per entry of ``labels``.
+        """Generated samples (``h_hat``, or multimodal pairs ``[h_hat; u]``), one per entry of ``labels``.
 
-        ``text_embeds`` (one row per label) conditions a text-conditioned generator. ``oversample`` > 1
+        ``text_embeds`` (one row per label) conditions a text-conditioned generator and is the text half
+        of a multimodal pair (``paired_text`` real). ``oversample`` > 1
         draws that many candidates per sample and keeps, per row, the one Q finds most confident. The
         generator runs on ``batch_size`` samples at a time (its hidden layers for a corpus-sized draw
         would hold gigabytes); the samples do not depend on it."""
@@ -429,8 +430,9 @@ class MirganForEmotionClassification(MirganPreTrainedModel):
         """Synthetic emotion features from the trained generator, with their MI quality metrics.
 
         labels: label names (default: all classes). text: optional transcripts that condition a
-        text-conditioned generator (needs ``processor``); otherwise each class's mean training
-        transcript embedding is used. Returns a ``GeneratedFeatures``."""
+        text-conditioned generator and, in multimodal mode, are the text half of each pair (needs
+        ``processor``); otherwise each class's mean training transcript embedding is used (the model keeps
+        no real rows). Returns a ``GeneratedFeatures``."""
         from .losses import generated_quality
 
         names = list(labels) if labels is not None else [self.config.id2label[i] for i in range(self.config.num_labels)]
@@ -456,7 +458,7 @@ class MirganForEmotionClassification(MirganPreTrainedModel):
 
 @dataclass
 class GeneratedFeatures:
-    """Generated audio features ``h_hat`` (and paired ``u_hat`` in multimodal mode), their labels and MI metrics."""
+    """Generated audio features ``h_hat`` (and the text half of each pair in multimodal mode), their labels and MI metrics."""
 
     features: torch.Tensor
     text_features: torch.Tensor | None
