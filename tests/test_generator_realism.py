@@ -14,7 +14,7 @@ from tests.conftest import EMBEDDED_EMODB
 @pytest.mark.parametrize("mode", ["unimodal", "multimodal"])
 def test_default_generator_is_realistic_on_a_real_emodb_fold(tmp_path_factory, mode):
     from datasets_scripts import load_corpus
-    from modeling_mirgan import training
+    from modeling_mirgan import stages, training
     from modeling_mirgan.arguments import TrainArguments
     from modeling_mirgan.processors import build_processor
     from modeling_mirgan.modeling_mirgan import from_encoders
@@ -37,12 +37,10 @@ def test_default_generator_is_realistic_on_a_real_emodb_fold(tmp_path_factory, m
     val = torch.tensor([i for i in train if speakers[i] in held])
     fit = training.fit_stage1(model, data, inner, args, 0, timing, validation=val,
                               alignment_weights=training.alignment_candidates(model, args))
-    from modeling_mirgan import stages
-
     stages.resolve_text_condition(model, data.groups[inner])
     training.fit_methods(model, data, fit, inner, ["mirgan"], {"mirgan": [1.0]}, args, 0, timing, realism_rows=val)
     q = fit.methods["mirgan"]["quality"]
-    # measured on this fold (whisper-tiny.en, default config, 2026-12-02; 2026-12-04: C2ST 0.60, recall 0.67): C2ST 0.56 (floor 0.55), precision
+    # measured on this fold (whisper-tiny.en, default config, 2026-12-02; 0.60 and recall 0.67 on 2026-12-04): C2ST 0.56 (floor 0.55), precision
     # 0.87 (floor 0.91), recall 0.67 (floor 0.69), Fréchet ratio 1.16, NN ratio 0.92, memorisation 0.92,
     # Q-accuracy 0.995 (real 0.984); the previous default ([256, 256], info_target real): C2ST 0.60-0.63,
     # recall 0.61-0.66; round 1's linear text-conditioned generator: C2ST 1.0, ten point-clusters per class.
