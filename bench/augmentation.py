@@ -11,7 +11,9 @@ script only collects its ``results.json`` into cells ``(method, fraction)`` with
 Wilcoxon signed-rank p-values over the (fold, seed) pairs against ``none`` and against the best
 peer, and the generator's MI metrics. ``--variant NAME`` runs an ablation (the extra arguments go to
 ``train.py``) whose cells are called ``mirgan[NAME]``; cells accumulate in
-``bench/results/augmentation_<name>.json`` and ``.md``, plus plots.
+``bench/results/augmentation_<name>.json`` and ``.md``, plus plots. Each train.py run also leaves its per-run
+UA/WA/F1, timing and stage-1 cost in ``bench/results/runs/<run>.json`` (``bench/runs/`` is not committed), which
+``bench/regime.py`` pools across seeds.
 """
 
 from __future__ import annotations
@@ -34,13 +36,23 @@ PEERS = ["none", "noise", "smote", "mixup", "class_weight", "oversample", "cgan"
 REALISM = ("c2st", "c2st_floor", "precision", "recall", "frechet_ratio", "nn_ratio", "memorisation", "q_accuracy", "real_accuracy")
 
 
-def run_train(name: str, variant: str | None, dataset_dir: str, train_args: list[str], methods: list[str]) -> dict:
-    out = ROOT / "bench" / "runs" / (name + (f"-{variant}" if variant else "") + ("-imbalance" if "--imbalance" in train_args else ""))
+def run_train(name: str, variant: str | None, dataset_dir: str, train_args: list[str], methods: list[str]) -> tuple[str, dict]:
+    run = name + (f"-{variant}" if variant else "") + ("-imbalance" if "--imbalance" in train_args else "")
+    out = ROOT / "bench" / "runs" / run
     command = [sys.executable, str(ROOT / "train.py"), "--dataset_dir", dataset_dir, "--output_dir", str(out),
                "--methods", *methods, "--final_model", "false", "--report", "false", "--disable_tqdm", "true", *train_args]
     print("+", " ".join(command), flush=True)
     subprocess.run(command, check=True, cwd=ROOT)
-    return json.loads((out / "results.json").read_text())
+    return run, json.loads((out / "results.json").read_text())
+
+
+def run_record(results: dict) -> dict:
+    """What a later pooling over seeds needs of one train.py run, and nothing local (no output path)."""
+    scores = ("fold", "seed", "fraction", "ua", "wa", "f1")
+    train = results["arguments"]["train"]
+    return {"methods": {m: {"per_fold": [{k: f[k] for k in scores} for f in v["per_fold"]]} for m, v in results["methods"].items()},
+            "arguments": {"train": {k: train.get(k) for k in ("encoder_mode", "encoder_lr", "encoder_epochs", "seeds", "fractions", "imbalance")}},
+            **{k: results[k] for k in ("versions", "protocol", "timing", "adaptation") if k in results}}
 
 
 def paired_p(a: dict, b: dict) -> float | None:
@@ -162,8 +174,9 @@ def main():
     args, train_args = parser.parse_known_args()
     methods = ["none", "mirgan"] if args.variant else args.methods
     started = time.time()
-    results = run_train(args.name, args.variant, args.dataset_dir, train_args, methods)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    run, results = run_train(args.name, args.variant, args.dataset_dir, train_args, methods)
+    (RESULTS / "runs").mkdir(parents=True, exist_ok=True)
+    (RESULTS / "runs" / f"{run}.json").write_text(json.dumps(run_record(results), indent=1) + "\n")
     path = RESULTS / f"augmentation_{args.name}.json"
     table = json.loads(path.read_text()) if path.exists() else {"dataset": args.name, "cells": [], "commands": []}
     new = cells_of(results, args.variant)
