@@ -12,7 +12,7 @@ Wilcoxon signed-rank p-values over the (fold, seed) pairs against ``none`` and a
 peer, and the generator's MI metrics. ``--variant NAME`` runs an ablation (the extra arguments go to
 ``train.py``) whose cells are called ``mirgan[NAME]``; cells accumulate in
 ``bench/results/augmentation_<name>.json`` and ``.md``, plus plots. Each train.py run also leaves its per-run
-UA/WA/F1, timing and stage-1 cost in ``bench/results/runs/<run>.json`` (``bench/runs/`` is not committed), which
+UA/WA/F1, timing and stage-1 cost in ``bench/results/run_records/<run>.json`` (``bench/runs/`` is not committed), which
 ``bench/regime.py`` pools across seeds.
 """
 
@@ -175,8 +175,8 @@ def main():
     methods = ["none", "mirgan"] if args.variant else args.methods
     started = time.time()
     run, results = run_train(args.name, args.variant, args.dataset_dir, train_args, methods)
-    (RESULTS / "runs").mkdir(parents=True, exist_ok=True)
-    (RESULTS / "runs" / f"{run}.json").write_text(json.dumps(run_record(results), indent=1) + "\n")
+    (RESULTS / "run_records").mkdir(parents=True, exist_ok=True)
+    (RESULTS / "run_records" / f"{run}.json").write_text(json.dumps(run_record(results), indent=1) + "\n")
     path = RESULTS / f"augmentation_{args.name}.json"
     table = json.loads(path.read_text()) if path.exists() else {"dataset": args.name, "cells": [], "commands": []}
     new = cells_of(results, args.variant)

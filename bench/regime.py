@@ -6,7 +6,7 @@ generator help more, less or equally there?
     python bench/augmentation.py --name emodb4-tiny-lora ... (the same) --encoder_mode lora
     python bench/regime.py emodb4-tiny emodb4-tiny,emodb4-tiny-s1=lora-lr1e-3 ravdess4-tiny=lora-lr1e-3
 
-Reads the run records ``bench/results/runs/<prefix>-frozen.json`` and ``<prefix>-<name>.json`` that
+Reads the run records ``bench/results/run_records/<prefix>-frozen.json`` and ``<prefix>-<name>.json`` that
 ``bench/augmentation.py`` leaves (name ``lora``
 unless given after ``=``; several prefixes joined by commas, e.g. one per seed, are pooled; same
 folds, subsamples and seeds), keeps the (fold, seed, fraction) runs both have and writes ``bench/results/regime.md`` and ``.json``:
@@ -45,7 +45,7 @@ def paired(a: dict, b: dict) -> tuple[float, float | None]:
 
 
 def load(name: str) -> dict:
-    path = ROOT / "bench" / "results" / "runs" / f"{name}.json"
+    path = ROOT / "bench" / "results" / "run_records" / f"{name}.json"
     if not path.exists():
         sys.exit(f"{path.relative_to(ROOT)} does not exist: run the command of bench/results/augmentation_{name}.md "
                  "(train.py resumes from bench/runs/ where that run is still on disk)")
