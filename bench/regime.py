@@ -47,8 +47,8 @@ def paired(a: dict, b: dict) -> tuple[float, float | None]:
 def load(name: str) -> dict:
     path = ROOT / "bench" / "results" / "run_records" / f"{name}.json"
     if not path.exists():
-        sys.exit(f"{path.relative_to(ROOT)} does not exist: run the command of bench/results/augmentation_{name}.md "
-                 "(train.py resumes from bench/runs/ where that run is still on disk)")
+        sys.exit(f"{path.relative_to(ROOT)} does not exist: run the command in bench/results/augmentation_{name}.md, "
+                 "which writes it (runs older than 2026-12-06 left no record)")
     return json.loads(path.read_text())
 
 
