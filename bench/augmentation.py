@@ -50,9 +50,13 @@ def run_record(results: dict) -> dict:
     """What a later pooling over seeds needs of one train.py run, and nothing local (no output path)."""
     scores = ("fold", "seed", "fraction", "ua", "wa", "f1")
     train = results["arguments"]["train"]
-    return {"methods": {m: {"per_fold": [{k: f[k] for k in scores} for f in v["per_fold"]]} for m, v in results["methods"].items()},
-            "arguments": {"train": {k: train.get(k) for k in ("encoder_mode", "encoder_lr", "encoder_epochs", "seeds", "fractions", "imbalance")}},
-            **{k: results[k] for k in ("versions", "protocol", "timing", "adaptation") if k in results}}
+    record = {"methods": {m: {"per_fold": [{k: f[k] for k in scores} for f in v["per_fold"]]} for m, v in results["methods"].items()},
+              "arguments": {"train": {k: train.get(k) for k in ("encoder_mode", "encoder_lr", "encoder_epochs", "seeds", "fractions", "imbalance")}},
+              **{k: results[k] for k in ("versions", "protocol", "timing") if k in results}}
+    if "adaptation" in results:  # its cost per fold run; the loss curves stay in bench/runs/
+        adaptation = results["adaptation"]
+        record["adaptation"] = adaptation | {"runs": [{k: v for k, v in r.items() if k != "curve"} for r in adaptation["runs"]]}
+    return record
 
 
 def paired_p(a: dict, b: dict) -> float | None:
