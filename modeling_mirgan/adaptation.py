@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from .arguments import LORA_TARGETS, ModelArguments, TrainArguments
-from .stages import (average_gradients, check_ranks_agree, freeze_all_but, head_parameters, my_slice, simulate_kill,
-                     stage1_loss, state_hash, uses_text, world)
+from .stages import (CorpusFeatures, average_gradients, check_ranks_agree, freeze_all_but, head_parameters, my_slice,
+                     reset_heads, simulate_kill, stage1_loss, state_hash, uses_text, world)
 
 
 @dataclass
@@ -71,12 +71,16 @@ def length_bucketed_batches(lengths: np.ndarray, batch_size: int, generator: tor
 
 
 def adapt_encoders(model, pristine: dict[str, dict], processor, waves: list[np.ndarray], texts: list[str],
-                   text_features: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor,
-                   model_args: ModelArguments, args: TrainArguments, accelerator, seed: int) -> AdaptationResult:
-    """Stage 1 end to end on one set of training clips, then the adapters merged and the encoders frozen.
-    The config's encoder hashes then name the adapted weights, so the feature cache keys change."""
-    fit = train_end_to_end(model, pristine, processor, waves, texts, text_features, labels, groups, model_args, args,
-                           accelerator, seed)
+                   frozen: CorpusFeatures, rows: torch.Tensor, model_args: ModelArguments, args: TrainArguments,
+                   accelerator, seed: int) -> AdaptationResult:
+    """Stage 1 end to end on the training clips ``rows`` (of the corpus's ``waves``/``texts``, with
+    ``frozen`` its features under the pre-trained encoders), then the adapters merged and the encoders
+    frozen. The config's encoder hashes then name the adapted weights, so the feature cache keys change."""
+    torch.manual_seed(seed)  # the heads' initialisation: torch seeds its default generator at random per process
+    reset_heads(model, frozen, rows)
+    index = rows.tolist()
+    fit = train_end_to_end(model, pristine, processor, [waves[i] for i in index], [texts[i] for i in index], frozen.text[rows],
+                           frozen.labels[rows], frozen.groups[rows], model_args, args, accelerator, seed)
     merge_adapters(model, fit.encoders)
     return fit
 
@@ -86,7 +90,7 @@ def train_end_to_end(model, pristine: dict[str, dict], processor, waves: list[np
                      model_args: ModelArguments, args: TrainArguments, accelerator, seed: int) -> AdaptationResult:
     """Fine-tune the encoders (``pristine``: the pre-trained states of those to adapt, by ``"audio"``/``"text"``)
     with the stage-1 heads; LoRA adapters stay attached. The heads must already be reset on these rows
-    (``stages.reset_heads``); ``text_features`` are the cached features of a frozen text encoder."""
+    (``reset_heads``); ``text_features`` are the cached features of a frozen text encoder."""
     simulate_kill("adapt")
     t0 = time.time()
     torch.manual_seed(seed)

@@ -416,10 +416,8 @@ def train_mirgan(dataset, protocol=None, data_args: DataArguments | None = None,
     def adapted(rows, seed):
         """Stage 1 end to end on ``rows`` (training clips only), then every row's features re-extracted
         with the adapted encoders. The heads start from statistics of the frozen features of ``rows``."""
-        rows = torch.as_tensor(rows)
-        stages.reset_heads(model, frozen, rows)
-        fit = adaptation.adapt_encoders(model, pristine, processor, [waves[i] for i in rows.tolist()], [texts[i] for i in rows.tolist()],
-                                        frozen.text[rows], label_ids[rows], group_ids[rows], model_args, args, accelerator, seed)
+        fit = adaptation.adapt_encoders(model, pristine, processor, waves, texts, frozen, torch.as_tensor(rows), model_args, args,
+                                        accelerator, seed)
         timing["adapt_s"] = timing.get("adapt_s", 0.0) + fit.seconds
         logger.info("stage 1 end to end on %d clips: %d steps, %.1f s, trainable encoder parameters %s, loss %.3f -> %.3f",
                     len(rows), fit.steps, fit.seconds, fit.trainable_parameters, fit.curve[0]["loss"], fit.curve[-1]["loss"])
