@@ -46,13 +46,21 @@ def run_train(name: str, variant: str | None, dataset_dir: str, train_args: list
     return run, json.loads((out / "results.json").read_text())
 
 
-def run_record(results: dict) -> dict:
+def code_commit() -> str:
+    """The commit whose library produced a run, ``-dirty`` when the library or train.py had uncommitted changes."""
+    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: E731
+    dirty = git("status", "--porcelain", "--", "modeling_mirgan", "processing", "datasets_scripts", "train.py")
+    return (git("rev-parse", "HEAD") or "unknown") + ("-dirty" if dirty else "")
+
+
+def run_record(results: dict, commit: str) -> dict:
     """What a later pooling over seeds needs of one train.py run, and nothing local (no output path)."""
     scores = ("fold", "seed", "fraction", "ua", "wa", "f1")
-    train = results["arguments"]["train"]
+    model, train = results["arguments"]["model"], results["arguments"]["train"]
     record = {"methods": {m: {"per_fold": [{k: f[k] for k in scores} for f in v["per_fold"]]} for m, v in results["methods"].items()},
-              "arguments": {"train": {k: train.get(k) for k in ("encoder_mode", "encoder_lr", "encoder_epochs", "seeds", "fractions", "imbalance")}},
-              **{k: results[k] for k in ("versions", "protocol", "timing") if k in results}}
+              "arguments": {"model": {k: model.get(k) for k in ("audio_encoder", "text_encoder", "mode", "encoder_mode", "text_encoder_mode")},
+                            "train": {k: train.get(k) for k in ("encoder_lr", "encoder_epochs", "seeds", "fractions", "imbalance")}},
+              "code_commit": commit, **{k: results[k] for k in ("versions", "protocol", "timing") if k in results}}
     if "adaptation" in results:  # its cost per fold run; the loss curves stay in bench/runs/
         adaptation = results["adaptation"]
         record["adaptation"] = adaptation | {"runs": [{k: v for k, v in r.items() if k != "curve"} for r in adaptation["runs"]]}
@@ -177,10 +185,10 @@ def main():
     parser.add_argument("--methods", nargs="+", default=PEERS + ["mirgan"])
     args, train_args = parser.parse_known_args()
     methods = ["none", "mirgan"] if args.variant else args.methods
-    started = time.time()
+    started, commit = time.time(), code_commit()
     run, results = run_train(args.name, args.variant, args.dataset_dir, train_args, methods)
     (RESULTS / "run_records").mkdir(parents=True, exist_ok=True)
-    (RESULTS / "run_records" / f"{run}.json").write_text(json.dumps(run_record(results), indent=1) + "\n")
+    (RESULTS / "run_records" / f"{run}.json").write_text(json.dumps(run_record(results, commit), indent=1) + "\n")
     path = RESULTS / f"augmentation_{args.name}.json"
     table = json.loads(path.read_text()) if path.exists() else {"dataset": args.name, "cells": [], "commands": []}
     new = cells_of(results, args.variant)

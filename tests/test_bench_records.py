@@ -1,0 +1,34 @@
+"""The run record bench/augmentation.py commits for every benchmark run (bench/runs/ is not committed):
+it carries what bench/regime.py pools across seeds, the code that produced it, and nothing local."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def bench_module(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_run_record_of_a_real_run_pools_and_leaks_no_path(trained):
+    small, cache, out, _ = trained
+    results = json.loads((out / "results.json").read_text())
+    augmentation, regime = bench_module("augmentation"), bench_module("regime")
+    commit = augmentation.code_commit()
+    record = json.loads(json.dumps(augmentation.run_record(results, commit)))
+    text = json.dumps(record)
+    for local in (str(out), str(small), str(cache), str(ROOT), str(ROOT.parent)):
+        assert local not in text, local
+    assert record["code_commit"] == commit and (commit == "unknown" or re.fullmatch(r"[0-9a-f]{40}(-dirty)?", commit))
+    assert record["arguments"]["model"]["encoder_mode"] == results["arguments"]["model"]["encoder_mode"] == "frozen"
+    assert regime.per_run(record) == regime.per_run(results)  # every (fold, seed, fraction) UA of every method
