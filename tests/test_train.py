@@ -147,6 +147,26 @@ def test_lora_encoder_mode_end_to_end(small_emodb, tmp_path):
 
 
 @pytest.mark.slow
+def test_text_encoder_lora_on_the_real_encoders(small_emodb, tmp_path):
+    """Both real encoders adapted with LoRA in multimodal mode (MiniLM's query/value projections): the text
+    adapters train, merge and save; the reloaded text encoder is the adapted one, not MiniLM's own weights."""
+    from modeling_mirgan import MirganForEmotionClassification
+    from modeling_mirgan.stages import state_hash
+
+    run_train(["--dataset_dir", str(small_emodb), "--output_dir", str(tmp_path), *QUICK, "--mode", "multimodal",
+               "--encoder_mode", "lora", "--text_encoder_mode", "lora", "--encoder_epochs", "1", "--max_folds", "1"],
+              tmp_path / "cache")
+    results = json.loads((tmp_path / "results.json").read_text())
+    (fold_run,) = results["adaptation"]["runs"]
+    assert fold_run["trainable_parameters"]["text"] > 0 and fold_run["trainable_parameters"]["audio"] > 0
+    assert 0.25 < results["methods"]["baseline"]["ua_mean"] <= 1.0
+    model = MirganForEmotionClassification.from_pretrained(tmp_path / "model")
+    pretrained, adapted = model.config.text_encoder_hash.split("+")
+    assert not any("lora" in k for k in model.state_dict())
+    assert state_hash(model.text_encoder)[:16] == adapted != pretrained[:16]
+
+
+@pytest.mark.slow
 def test_torchrun_two_process_lora_passes_the_rank_checks(small_emodb, tmp_path):
     run_train(["--dataset_dir", str(small_emodb), "--output_dir", str(tmp_path), *QUICK, "--encoder_mode", "lora",
                "--encoder_epochs", "1", "--max_folds", "1", "--final_model", "false"], tmp_path / "cache",
