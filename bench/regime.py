@@ -4,7 +4,7 @@ generator help more, less or equally there?
     python bench/augmentation.py --name emodb4-tiny-frozen --dataset_dir ../shared/data/emodb4 \
         --methods none mixup smote cgan mirgan --audio_encoder openai/whisper-tiny.en --fractions 0.25 1.0 --seeds 0
     python bench/augmentation.py --name emodb4-tiny-lora ... (the same) --encoder_mode lora
-    python bench/regime.py emodb4-tiny emodb4-tiny,emodb4-tiny-s1=lora-lr1e-3 ravdess4-tiny=lora-lr1e-3
+    python bench/regime.py emodb4-tiny3=lora-lr1e-3 ravdess4-tiny,ravdess4-tiny-s1,ravdess4-tiny-s2=lora-lr1e-3
 
 Reads the run records ``bench/results/run_records/<prefix>-frozen.json`` and ``<prefix>-<name>.json`` that
 ``bench/augmentation.py`` leaves (name ``lora``
@@ -70,6 +70,7 @@ def compare(spec: str) -> dict:
     shared = set(ua["lora"]["baseline"]) & set(ua["frozen"]["baseline"])
     ua = {mode: {m: {k: v for k, v in runs.items() if k in shared} for m, runs in by_method.items()} for mode, by_method in ua.items()}
     seconds = [r["seconds"] for result in lora for r in result["adaptation"]["runs"]]
+    commits = sorted({r.get("code_commit") or "unknown" for r in frozen + lora})
     prefix, frozen, lora = "+".join(prefixes), frozen[0] | {"timing": total_timing(frozen)}, lora[0] | {"timing": total_timing(lora)}
     rows = []
     for fraction in sorted({k[2] for k in ua["frozen"]["baseline"]}):
@@ -86,10 +87,19 @@ def compare(spec: str) -> dict:
             rows.append(row)
     return {"prefix": prefix, "lora_run": f"{prefix}-{name}", "encoder_lr": lora["arguments"]["train"]["encoder_lr"],
             "encoder_epochs": lora["arguments"]["train"]["encoder_epochs"], "encoder": lora["versions"]["audio_encoder"], "scheme": lora["adaptation"]["scheme"],
+            "code_commits": commits,
             "adaptation_s_per_fold_run": {"mean": float(np.mean(seconds)), "max": float(np.max(seconds)), "runs": len(seconds)},
             "extract_s": {"frozen": frozen["timing"]["extract_s"], "lora": lora["timing"]["extract_s"]},
             "total_s": {"frozen": frozen["timing"]["total_s"], "lora": lora["timing"]["total_s"]},
             "protocol": lora["protocol"]["description"], "rows": rows}
+
+
+def code_line(table: dict) -> str:
+    """Which code produced a table's runs; tables pooled before runs left records do not know."""
+    if "code_commits" not in table:
+        return ("Code: not recorded (run before fb5d237; in LoRA mode the heads were initialised before the seed was set, "
+                "so its command does not reproduce these numbers).")
+    return "Code: " + ", ".join(c[:7] + ("-dirty" if c.endswith("-dirty") else "") for c in table["code_commits"]) + "."
 
 
 def main():
@@ -105,7 +115,7 @@ def main():
     for t in tables:
         cost = t["adaptation_s_per_fold_run"]
         lines += [f"## {t['lora_run']} ({t['encoder']}; encoder lr {t['encoder_lr'] or 'default 1e-4'}, {t['encoder_epochs']} epochs)", "",
-                  f"`{t['command']}`", "", t["protocol"], "",
+                  f"`{t['command']}`", "", t["protocol"], "", code_line(t), "",
                   f"Stage 1 end to end: {t['scheme']}. Cost {cost['mean']:.0f} s per fold run on average (max {cost['max']:.0f} s, "
                   f"{cost['runs']} runs) plus re-extraction; whole run {t['total_s']['lora']:.0f} s vs {t['total_s']['frozen']:.0f} s frozen.", "",
                   "| fraction | method | runs | frozen UA | LoRA UA | LoRA − frozen (p) | gain vs none, frozen (p) | gain vs none, LoRA (p) |",
