@@ -94,6 +94,14 @@ def compare(spec: str) -> dict:
             "protocol": lora["protocol"]["description"], "rows": rows}
 
 
+def lr_text(lr) -> str:
+    """The encoder learning rate(s) of a LoRA run; several were chosen among on validation speakers."""
+    if lr is None:
+        return "default 1e-4"
+    lrs = lr if isinstance(lr, list) else [lr]
+    return f"{lrs[0]:g}" if len(lrs) == 1 else "chosen on validation speakers among " + ", ".join(f"{v:g}" for v in lrs)
+
+
 def code_line(table: dict) -> str:
     """Which code produced a table's runs; tables pooled before runs left records do not know."""
     if "code_commits" not in table:
@@ -114,7 +122,7 @@ def main():
              "differences in points, paired Wilcoxon p over (fold, seed) runs.", ""]
     for t in tables:
         cost = t["adaptation_s_per_fold_run"]
-        lines += [f"## {t['lora_run']} ({t['encoder']}; encoder lr {t['encoder_lr'] or 'default 1e-4'}, {t['encoder_epochs']} epochs)", "",
+        lines += [f"## {t['lora_run']} ({t['encoder']}; encoder lr {lr_text(t['encoder_lr'])}, {t['encoder_epochs']} epochs)", "",
                   f"`{t['command']}`", "", t["protocol"], "", code_line(t), "",
                   f"Stage 1 end to end: {t['scheme']}. Cost {cost['mean']:.0f} s per fold run on average (max {cost['max']:.0f} s, "
                   f"{cost['runs']} runs) plus re-extraction; whole run {t['total_s']['lora']:.0f} s vs {t['total_s']['frozen']:.0f} s frozen.", "",

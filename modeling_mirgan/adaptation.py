@@ -72,7 +72,7 @@ def length_bucketed_batches(lengths: np.ndarray, batch_size: int, generator: tor
 
 def adapt_encoders(model, pristine: dict[str, dict], processor, waves: list[np.ndarray], texts: list[str],
                    frozen: CorpusFeatures, rows: torch.Tensor, model_args: ModelArguments, args: TrainArguments,
-                   accelerator, seed: int) -> AdaptationResult:
+                   accelerator, seed: int, lr: float) -> AdaptationResult:
     """Stage 1 end to end on the training clips ``rows`` (of the corpus's ``waves``/``texts``, with
     ``frozen`` its features under the pre-trained encoders), then the adapters merged and the encoders
     frozen. The config's encoder hashes then name the adapted weights, so the feature cache keys change."""
@@ -80,15 +80,15 @@ def adapt_encoders(model, pristine: dict[str, dict], processor, waves: list[np.n
     reset_heads(model, frozen, rows)
     index = rows.tolist()
     fit = train_end_to_end(model, pristine, processor, [waves[i] for i in index], [texts[i] for i in index], frozen.text[rows],
-                           frozen.labels[rows], frozen.groups[rows], model_args, args, accelerator, seed)
+                           frozen.labels[rows], frozen.groups[rows], model_args, args, accelerator, seed, lr)
     merge_adapters(model, fit.encoders)
     return fit
 
 
 def train_end_to_end(model, pristine: dict[str, dict], processor, waves: list[np.ndarray], texts: list[str],
                      text_features: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor,
-                     model_args: ModelArguments, args: TrainArguments, accelerator, seed: int) -> AdaptationResult:
-    """Fine-tune the encoders (``pristine``: the pre-trained states of those to adapt, by ``"audio"``/``"text"``)
+                     model_args: ModelArguments, args: TrainArguments, accelerator, seed: int, lr: float) -> AdaptationResult:
+    """Fine-tune the encoders at learning rate ``lr`` (``pristine``: the pre-trained states of those to adapt, by ``"audio"``/``"text"``)
     with the stage-1 heads; LoRA adapters stay attached. The heads must already be reset on these rows
     (``reset_heads``); ``text_features`` are the cached features of a frozen text encoder."""
     simulate_kill("adapt")
@@ -111,7 +111,6 @@ def train_end_to_end(model, pristine: dict[str, dict], processor, waves: list[np
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     params = [*encoder_params["audio"], *encoder_params["text"], *heads]
-    lr = args.encoder_lr or (1e-4 if modes["audio"] == "lora" else 1e-5)
     optimizer = torch.optim.AdamW([{"params": encoder_params["audio"] + encoder_params["text"], "lr": lr},
                                    {"params": heads, "lr": args.encoder_heads_lr}])
     scaler = torch.amp.GradScaler(accelerator.device.type, enabled=accelerator.mixed_precision == "fp16")

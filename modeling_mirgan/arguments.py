@@ -143,6 +143,9 @@ class ModelArguments:
 CONFIG_FIELDS_START = [f.name for f in fields(ModelArguments)].index("mode")  # fields from here on override MirganConfig
 
 
+DEFAULT_ENCODER_LR = {"lora": 1e-4, "full": 1e-5}  # adapters take larger steps than the pre-trained weights
+
+
 @dataclass
 class TrainArguments:
     output_dir: str | None = field(default=None, metadata={"help": "where results, model and report go; None: outputs/<dataset>-<mode>"})
@@ -170,7 +173,7 @@ class TrainArguments:
     extraction_batch_size: int = field(default=8, metadata={"help": "clips per encoder forward"})
     extraction_dtype: Literal["auto", "bfloat16", "float32"] = field(default="auto", metadata={"help": "encoder autocast dtype; auto: bfloat16 on a CPU with avx512_bf16/AMX or a GPU with bf16, else float32"})
     encoder_epochs: int = field(default=3, metadata={"help": "epochs of end-to-end stage 1 per fold (encoder_mode lora/full)"})
-    encoder_lr: float | None = field(default=None, metadata={"help": "encoder learning rate in end-to-end stage 1; None: 1e-4 for lora, 1e-5 for full"})
+    encoder_lr: list[float] | None = field(default=None, metadata={"help": "encoder learning rate(s) of end-to-end stage 1; several: one adaptation each on the inner rows, the best stage-1 UA on the validation speakers is kept; None: 1e-4 for lora, 1e-5 for full"})
     encoder_heads_lr: float = field(default=1e-3, metadata={"help": "learning rate of the heads in end-to-end stage 1 (small batches: lower than --stage1_lr)"})
     encoder_batch_size: int = field(default=8, metadata={"help": "clips per optimizer micro-batch in end-to-end stage 1 (split over the processes)"})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step in end-to-end stage 1 (InfoNCE and IM see one micro-batch at a time)"})
@@ -208,6 +211,8 @@ class TrainArguments:
                      "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise flag_error(name, f"{getattr(self, name)}: must be >= 1")
+        if self.encoder_lr is not None and (not self.encoder_lr or any(lr <= 0 for lr in self.encoder_lr)):
+            raise flag_error("encoder_lr", f"{self.encoder_lr}: give one or more learning rates > 0")
         if self.synthetic_weight < 0:
             raise flag_error("synthetic_weight", f"{self.synthetic_weight}: must be >= 0")
         if self.push_to_hub and not self.hub_model_id:
@@ -218,6 +223,10 @@ class TrainArguments:
     @property
     def imbalance_shares(self) -> dict[str, float]:
         return {k: float(v) for k, _, v in (item.partition("=") for item in self.imbalance or [])}
+
+    def encoder_lrs(self, encoder_mode: str) -> list[float]:
+        """The encoder learning rates end-to-end stage 1 tries: the given ones, else the mode's default."""
+        return list(self.encoder_lr or [DEFAULT_ENCODER_LR[encoder_mode]])
 
     @property
     def seed_list(self) -> list[int]:

@@ -413,18 +413,37 @@ def train_mirgan(dataset, protocol=None, data_args: DataArguments | None = None,
         frozen = data
         waves = [processor.prepare_audio(path) for path in dataset["audio"]]
 
-    def adapted(rows, seed):
-        """Stage 1 end to end on ``rows`` (training clips only), then every row's features re-extracted
-        with the adapted encoders. The heads start from statistics of the frozen features of ``rows``."""
+        encoder_lrs = args.encoder_lrs(model_args.encoder_mode)
+
+    def adapted(rows, seed, lr):
+        """Stage 1 end to end on ``rows`` (training clips only) at encoder learning rate ``lr``, then every
+        row's features re-extracted with the adapted encoders. The heads start from statistics of the frozen
+        features of ``rows``."""
         fit = adaptation.adapt_encoders(model, pristine, processor, waves, texts, frozen, torch.as_tensor(rows), model_args, args,
-                                        accelerator, seed)
+                                        accelerator, seed, lr)
         timing["adapt_s"] = timing.get("adapt_s", 0.0) + fit.seconds
-        logger.info("stage 1 end to end on %d clips: %d steps, %.1f s, trainable encoder parameters %s, loss %.3f -> %.3f",
-                    len(rows), fit.steps, fit.seconds, fit.trainable_parameters, fit.curve[0]["loss"], fit.curve[-1]["loss"])
+        logger.info("stage 1 end to end on %d clips at lr %g: %d steps, %.1f s, trainable encoder parameters %s, loss %.3f -> %.3f",
+                    len(rows), lr, fit.steps, fit.seconds, fit.trainable_parameters, fit.curve[0]["loss"], fit.curve[-1]["loss"])
         adapted_features = encoder_features(dataset, model, processor, cache_dir, args, use_text, label_ids, group_ids, timing,
                                             accelerator.device)
-        return (*adapted_features, {"rows": len(rows), "seconds": fit.seconds, "steps": fit.steps,
+        return (*adapted_features, {"rows": len(rows), "encoder_lr": lr, "seconds": fit.seconds, "steps": fit.steps,
                                     "trainable_parameters": fit.trainable_parameters, "curve": fit.curve})
+
+    def adapted_by_choice(inner, val, seed):
+        """``adapted`` on the inner rows at each encoder learning rate; with several, the one whose features
+        give the best stage-1 UA on the validation speakers (ties: the first given)."""
+        if len(encoder_lrs) == 1:
+            return adapted(inner, seed, encoder_lrs[0])
+        best, scores = None, {}
+        for lr in encoder_lrs:
+            candidate = adapted(inner, seed, lr)
+            score = fit_stage1(model, candidate[1], torch.as_tensor(inner), args, seed, timing,
+                               validation=torch.as_tensor(val)).stage1.validation_ua
+            scores[f"{lr:g}"] = score
+            if best is None or score > best[0]:
+                best = (score, candidate)
+        best[1][2]["encoder_lr_validation_ua"] = scores
+        return best[1]
 
     # 4. cross-validation
     speakers, genders = dataset["speaker"], dataset["gender"]
@@ -468,7 +487,7 @@ def train_mirgan(dataset, protocol=None, data_args: DataArguments | None = None,
                 if len({int(label_ids[i]) for i in inner}) < len(classes) or not val:
                     inner, val = list(sub), list(sub)  # too few speakers to hold some out
                 if adapting:  # on the inner rows only: the validation speakers stay unseen until the choices are made on them
-                    features, data, adapted_on = adapted(inner, base_seed)
+                    features, data, adapted_on = adapted_by_choice(inner, val, base_seed)
                 result = run_fold(model, data, sub, inner, val, test_idx, methods, args, base_seed, timing)
                 result.update({"fold": fold.name, "seed": seed, "fraction": fraction, "n_train": len(sub), "n_test": len(test_idx),
                                "validation_speakers": sorted(val_spk), "test_speakers": sorted({speakers[i] for i in test_idx}),
@@ -495,7 +514,8 @@ def train_mirgan(dataset, protocol=None, data_args: DataArguments | None = None,
         results["adaptation"] = {
             "scheme": "stage 1 end to end (encoders + heads, full stage-1 loss) on each training fold's inner rows only; "
                       "the validation speakers score the choices with features of that encoder, and the fold's refit and "
-                      "stages 2-3 use it too",
+                      "stages 2-3 use it too" + ("; the encoder learning rate is chosen the same way, one adaptation per candidate"
+                                                 if len(encoder_lrs) > 1 else ""),
             "encoder_mode": model_args.encoder_mode, "text_encoder_mode": model_args.text_encoder_mode,
             "runs": [{k: r[k] for k in ("fold", "seed", "fraction")} | r["adaptation"] for r in runs]}
 
@@ -510,8 +530,9 @@ def train_mirgan(dataset, protocol=None, data_args: DataArguments | None = None,
         aligned = [r["stage1"]["lambda_con"] for r in runs]
         model.config.lambda_con = max(set(aligned), key=lambda v: (aligned.count(v), -v))  # the folds' majority
         every = np.arange(len(dataset))
-        if adapting:
-            features, data, adapted_on = adapted(every, args.seed)
+        if adapting:  # at the folds' majority encoder learning rate
+            chosen = [r["adaptation"]["encoder_lr"] for r in runs]
+            features, data, adapted_on = adapted(every, args.seed, max(set(chosen), key=lambda v: (chosen.count(v), -v)))
         rows = torch.as_tensor(every)
         model.config.generator_text_condition = text_condition
         stages.resolve_text_condition(model, data.groups)  # after lambda_con: no alignment, no text condition

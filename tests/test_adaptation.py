@@ -46,10 +46,10 @@ def heads_reset(model, processor, waves, texts):
 def train(model, pristine, processor, waves, texts, labels, groups, text_mode="frozen", audio_mode="lora", **train):
     text = heads_reset(model, processor, waves, texts)
     model_args = ModelArguments(encoder_mode=audio_mode, text_encoder_mode=text_mode, lora_dropout=0.0)
-    args = TrainArguments(**{"encoder_epochs": 2, "encoder_batch_size": 4, "encoder_lr": 1e-2, **train})
+    args = TrainArguments(**{"encoder_epochs": 2, "encoder_batch_size": 4, "encoder_lr": [1e-2], **train})
     used = {w: s for w, s in pristine.items() if (audio_mode if w == "audio" else text_mode) != "frozen"}
     return adaptation.train_end_to_end(model, used, processor, waves, texts, text, labels, groups, model_args, args,
-                                       Accelerator(cpu=True), seed=0)
+                                       Accelerator(cpu=True), seed=0, lr=args.encoder_lr[0])
 
 
 def test_lora_trains_only_adapters_and_heads_and_merging_keeps_the_logits(processor):
@@ -75,8 +75,9 @@ def test_lora_trains_only_adapters_and_heads_and_merging_keeps_the_logits(proces
     assert not any("lora_" in k for k in model.state_dict())
     with torch.no_grad():
         merged = model(**inputs).logits
-    # measured max |diff| 1.4e-6 (float32 rounding of W + BA, logits of size ~1)
-    assert torch.allclose(merged, unmerged, atol=1e-5), (merged - unmerged).abs().max()
+    # measured max |diff| 2.1e-5 on logits up to 6.3 on an AMD EPYC without AVX-512 (1.4e-6 on the earlier machines):
+    # float32 rounding of W + BA, which depends on the CPU kernels
+    assert torch.allclose(merged, unmerged, atol=1e-4), (merged - unmerged).abs().max()
     assert "+" in model.config.audio_encoder_hash and "+" not in model.config.text_encoder_hash
 
 
@@ -94,7 +95,7 @@ def test_adaptation_is_reproducible_whatever_the_global_random_state(processor):
         torch.manual_seed(disturbance)
         fit = adaptation.adapt_encoders(model, {"audio": pristine["audio"]}, processor, waves, texts, frozen, torch.arange(8),
                                         ModelArguments(encoder_mode="lora"), TrainArguments(encoder_epochs=2, encoder_batch_size=4),
-                                        Accelerator(cpu=True), seed=0)
+                                        Accelerator(cpu=True), seed=0, lr=1e-4)
         fits.append((fit.curve, model.classifier.weight.clone(), model.config.audio_encoder_hash))
     assert fits[0][0] == fits[1][0] and torch.equal(fits[0][1], fits[1][1]) and fits[0][2] == fits[1][2]
 

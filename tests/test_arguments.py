@@ -22,6 +22,7 @@ from tests.conftest import EMBEDDED_EMODB, QUICK, ROOT, run_train
     (["--folds", "1"], ["--folds", "at least 2"]),
     (["--synthetic_ratios", "-1"], ["--synthetic_ratios", ">= 0"]),
     (["--fractions", "0"], ["--fractions", "(0, 1]"]),
+    (["--encoder_lr", "1e-4", "0"], ["--encoder_lr", "> 0"]),
     (["--classes", "angry", "joyful"], ["joyful", "no rows", "angry"]),
 ])
 def test_bad_flag_fails_before_extraction(tmp_path, flags, expected):

@@ -147,6 +147,21 @@ def test_lora_encoder_mode_end_to_end(small_emodb, tmp_path):
 
 
 @pytest.mark.slow
+def test_encoder_lr_is_chosen_on_the_validation_speakers(small_emodb, tmp_path):
+    """Several --encoder_lr: one adaptation each on the inner rows, the best stage-1 UA on the validation
+    speakers is kept for the fold (ties: the first given), and the final model adapts at the folds' choice."""
+    run_train(["--dataset_dir", str(small_emodb), "--output_dir", str(tmp_path), *QUICK, "--encoder_mode", "lora",
+               "--encoder_lr", "1e-4", "3e-2", "--encoder_epochs", "1", "--max_folds", "1"], tmp_path / "cache")
+    results = json.loads((tmp_path / "results.json").read_text())
+    (run,) = results["adaptation"]["runs"]
+    scores = run["encoder_lr_validation_ua"]
+    assert set(scores) == {"0.0001", "0.03"} and all(0 <= v <= 1 for v in scores.values())
+    assert f"{run['encoder_lr']:g}" == max(scores, key=scores.get)  # the first of the best, in the order given
+    assert results["final_model"]["adaptation"]["encoder_lr"] == run["encoder_lr"]
+    assert "encoder learning rate is chosen" in results["adaptation"]["scheme"]
+
+
+@pytest.mark.slow
 def test_text_encoder_lora_on_the_real_encoders(small_emodb, tmp_path):
     """Both real encoders adapted with LoRA in multimodal mode (MiniLM's query/value projections): the text
     adapters train, merge and save; the reloaded text encoder is the adapted one, not MiniLM's own weights."""
