@@ -686,7 +686,9 @@ def summarise(runs, methods, classes, protocol, folds, dataset, data_args, model
         "versions": {"mirgan": __version__, "torch": torch.__version__,
                      "transformers": transformers.__version__, "python": platform.python_version(),
                      "audio_encoder": model.config.audio_encoder_name, "audio_encoder_hash": model.config.audio_encoder_hash,
-                     "text_encoder": model.config.text_encoder_name, "text_encoder_hash": model.config.text_encoder_hash},
+                     "text_encoder": model.config.text_encoder_name, "text_encoder_hash": model.config.text_encoder_hash,
+                     # what --extraction_dtype auto resolved to here: the features, so the scores, depend on it
+                     "extraction_dtype": "bfloat16" if extraction_dtype(args.extraction_dtype) else "float32"},
     }
 
 

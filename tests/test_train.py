@@ -37,6 +37,9 @@ def test_train_writes_every_output(trained):
     for key in ("extract_s", "stage1_s", "stage2_s", "stage3_s", "total_s"):
         assert results["timing"][key] >= 0
     assert results["versions"]["audio_encoder"] == "openai/whisper-tiny.en" and results["versions"]["audio_encoder_hash"]
+    from modeling_mirgan.training import extraction_dtype  # the dtype auto resolved to on this machine is on record
+
+    assert results["versions"]["extraction_dtype"] == ("bfloat16" if extraction_dtype("auto") else "float32")
     assert {"confusion_baseline.png", "confusion_mirgan.png", "curves.png", "tsne_real_vs_generated.png", "report.md"} <= {p.name for p in (out / "report").iterdir()}
     assert list((out / "runs").rglob("events.out.tfevents*")), "no TensorBoard log"
     card = (out / "model" / "README.md").read_text()
