@@ -289,6 +289,11 @@ def check_launch() -> None:
                          "starts N CPU processes over gloo) or `torchrun --nproc_per_node N train.py ...`.")
 
 
+def folds_majority(values: list[float]) -> float:
+    """The value most folds chose (ties: the smallest), for the final model."""
+    return max(set(values), key=lambda v: (values.count(v), -v))
+
+
 def extraction_dtype(requested: str) -> torch.dtype | None:
     """The autocast dtype of encoder extraction: bf16 where the hardware runs it natively."""
     if requested == "float32":
@@ -432,18 +437,14 @@ def train_mirgan(dataset, protocol=None, data_args: DataArguments | None = None,
     def adapted_by_choice(inner, val, seed):
         """``adapted`` on the inner rows at each encoder learning rate; with several, the one whose features
         give the best stage-1 UA on the validation speakers (ties: the first given)."""
-        if len(encoder_lrs) == 1:
-            return adapted(inner, seed, encoder_lrs[0])
-        best, scores = None, {}
-        for lr in encoder_lrs:
-            candidate = adapted(inner, seed, lr)
-            score = fit_stage1(model, candidate[1], torch.as_tensor(inner), args, seed, timing,
-                               validation=torch.as_tensor(val)).stage1.validation_ua
-            scores[f"{lr:g}"] = score
-            if best is None or score > best[0]:
-                best = (score, candidate)
-        best[1][2]["encoder_lr_validation_ua"] = scores
-        return best[1]
+        candidates = [adapted(inner, seed, lr) for lr in encoder_lrs]
+        if len(candidates) == 1:
+            return candidates[0]
+        scores = [fit_stage1(model, data, torch.as_tensor(inner), args, seed, timing, validation=torch.as_tensor(val)).stage1.validation_ua
+                  for _, data, _ in candidates]
+        features, data, adapted_on = candidates[int(np.argmax(scores))]  # argmax: the first of the best
+        adapted_on["encoder_lr_validation_ua"] = {f"{lr:g}": score for lr, score in zip(encoder_lrs, scores)}
+        return features, data, adapted_on
 
     # 4. cross-validation
     speakers, genders = dataset["speaker"], dataset["gender"]
@@ -528,11 +529,10 @@ def train_mirgan(dataset, protocol=None, data_args: DataArguments | None = None,
         weight_decay = float(np.median([r["stage1"]["weight_decay"] for r in runs]))
         epochs = int(np.median([r["stage1"]["epochs"] for r in runs]))
         aligned = [r["stage1"]["lambda_con"] for r in runs]
-        model.config.lambda_con = max(set(aligned), key=lambda v: (aligned.count(v), -v))  # the folds' majority
+        model.config.lambda_con = folds_majority(aligned)
         every = np.arange(len(dataset))
         if adapting:  # at the folds' majority encoder learning rate
-            chosen = [r["adaptation"]["encoder_lr"] for r in runs]
-            features, data, adapted_on = adapted(every, args.seed, max(set(chosen), key=lambda v: (chosen.count(v), -v)))
+            features, data, adapted_on = adapted(every, args.seed, folds_majority([r["adaptation"]["encoder_lr"] for r in runs]))
         rows = torch.as_tensor(every)
         model.config.generator_text_condition = text_condition
         stages.resolve_text_condition(model, data.groups)  # after lambda_con: no alignment, no text condition
