@@ -13,47 +13,40 @@ per cell is in the augmentation tables (the run records keep only UA/WA/F1).
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
-from scipy.stats import wilcoxon
-
-RECORDS = Path(__file__).resolve().parent / "results" / "run_records"
+from regime import load, merged, paired
 
 
-def runs(names: str, method: str) -> dict:
-    out = {}
-    for name in names.split(","):
-        for run in json.loads((RECORDS / f"{name}.json").read_text())["methods"][method]["per_fold"]:
-            out[(run["fold"], run["seed"], run["fraction"])] = run
-    return out
+def runs(names: str) -> dict[str, dict[tuple, float]]:
+    """UA by method, then by (fold, seed, fraction), of the comma-separated records ``names``."""
+    return merged([load(name) for name in names.split(",")])
 
 
-def paired(b: list[float], a: list[float]) -> str:
-    d = np.subtract(b, a)
-    p = wilcoxon(d).pvalue if np.any(d != 0) else 1.0
-    return f"{100 * d.mean():+.1f} (p {p:.3f})"
+def text(b: dict, a: dict) -> str:
+    diff, p = paired(b, a)
+    return f"{diff:+.1f} (p {1.0 if p is None else p:.3f})"
 
 
 def main():
     (a, _, method_a), (b, _, method_b) = (arg.partition(":") for arg in sys.argv[1:3])
-    none_a, none_b = runs(a, "none"), runs(b, "none")
+    ua_a, ua_b = runs(a), runs(b)
+    none_a, none_b = ua_a["none"], ua_b["none"]
     shared = sorted(set(none_a) & set(none_b))
-    differ = max(abs(none_a[k]["ua"] - none_b[k]["ua"]) for k in shared)
+    differ = max(abs(none_a[k] - none_b[k]) for k in shared)
     if differ > 0:
         sys.exit(f"the two runs' `none` UA differ by up to {differ:.4f}: not the same features, no pairing")
     method_a, method_b = method_a or "mirgan", method_b or "mirgan"
-    gen_a, gen_b = runs(a, method_a), runs(b, method_b)
     print(f"A = {a} ({method_a})\nB = {b} ({method_b})\n{len(shared)} shared runs, `none` identical")
     for fraction in sorted({k[2] for k in shared}):
         keys = [k for k in shared if k[2] == fraction]
-        ua = {name: [r[k]["ua"] for k in keys] for name, r in (("none", none_a), ("A", gen_a), ("B", gen_b))}
-        print(f"fraction {fraction} ({len(keys)} runs): none {np.mean(ua['none']):.3f}")
+        ua = {name: {k: r[k] for k in keys} for name, r in (("none", none_a), ("A", ua_a[method_a]), ("B", ua_b[method_b]))}
+        print(f"fraction {fraction} ({len(keys)} runs): none {np.mean(list(ua['none'].values())):.3f}")
         for name in ("A", "B"):
-            print(f"  {name} {np.mean(ua[name]):.3f} ± {np.std(ua[name]):.3f}, vs none {paired(ua[name], ua['none'])}")
-        print(f"  B − A {paired(ua['B'], ua['A'])}")
+            values = list(ua[name].values())
+            print(f"  {name} {np.mean(values):.3f} ± {np.std(values):.3f}, vs none {text(ua[name], ua['none'])}")
+        print(f"  B − A {text(ua['B'], ua['A'])}")
 
 
 if __name__ == "__main__":
