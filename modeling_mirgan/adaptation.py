@@ -137,7 +137,8 @@ def train_end_to_end(model, pristine: dict[str, dict], processor, waves: list[np
                         text = model.encode_text(**processor(text=[texts[i] for i in rows]).to(device))
                     else:
                         text = text_features[rows].to(device)
-                    loss = stage1_loss(model, audio.float(), text.float(), labels[rows].to(device), groups[rows].to(device))
+                    loss = stage1_loss(model, model.standardise_audio(audio.float()), text.float(), labels[rows].to(device),
+                                       groups[rows].to(device))
                 # weighted by the micro-batch's share of the step's clips: the step's gradient is the mean over all of them
                 share = len(rows) * size / len(batch)
                 scaler.scale(loss * share).backward()

@@ -313,7 +313,16 @@ class MirganForEmotionClassification(MirganPreTrainedModel):
 
     # -- heads: pooled encoder features -> shared space -> logits --
     def project_audio(self, audio_layer_features: torch.Tensor) -> torch.Tensor:
-        x = (audio_layer_features - self.audio_mean) / self.audio_std
+        return self.project_standardised_audio(self.standardise_audio(audio_layer_features))
+
+    def standardise_audio(self, audio_layer_features: torch.Tensor) -> torch.Tensor:
+        """Per-layer standardisation with the training rows' statistics: the first step of ``project_audio``,
+        apart so that stage 1 does it once per fold instead of once per epoch."""
+        return (audio_layer_features - self.audio_mean) / self.audio_std
+
+    def project_standardised_audio(self, x: torch.Tensor) -> torch.Tensor:
+        """``P_a`` of standardised ``[B, L, D]`` features. Stored layers-outermost (``[L, B, D]`` memory
+        seen as ``[B, L, D]``), the weighted pooling reads them without a copy, with the same result."""
         pooling = self.config.layer_pooling
         if pooling == "weighted":
             x = torch.einsum("l,bld->bd", self.layer_weights.softmax(0), x)

@@ -335,9 +335,10 @@ def reset_heads(model, data: CorpusFeatures, rows: torch.Tensor) -> None:
 
 
 def stage1_loss(model, audio: torch.Tensor, text: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor):
-    """L_1 = CE (+ CE of the multimodal head) + lambda_con InfoNCE(h, u) + lambda_im IM."""
+    """L_1 = CE (+ CE of the multimodal head) + lambda_con InfoNCE(h, u) + lambda_im IM, on ``audio``
+    features already standardised by ``model.standardise_audio``."""
     config = model.config
-    h = model.project_audio(audio)
+    h = model.project_standardised_audio(audio)
     u = model.project_text(text) if uses_text(model) else None
     logits = model.classify(h, u if config.multimodal else None)
     loss = F.cross_entropy(logits, labels)
@@ -368,10 +369,10 @@ def stage1_embeddings(model, data: CorpusFeatures, rows: torch.Tensor | None = N
 
 @torch.no_grad()
 def heads_ua(model, audio: torch.Tensor, text: torch.Tensor, labels: torch.Tensor) -> float:
-    """UA of the current heads on encoder features (stage-1 validation checks)."""
+    """UA of the current heads on standardised encoder features (stage-1 validation checks)."""
     was_training = model.dropout.training
     model.dropout.eval()
-    logits = model.classify(model.project_audio(audio), model.project_text(text) if model.config.multimodal else None)
+    logits = model.classify(model.project_standardised_audio(audio), model.project_text(text) if model.config.multimodal else None)
     model.dropout.train(was_training)
     return scores(logits.argmax(-1), labels)["ua"]
 
@@ -391,20 +392,28 @@ def train_stage1(model, data: CorpusFeatures, rows: torch.Tensor, args: TrainArg
     decayed = [model.audio_projection, model.classifier] + ([model.text_projection, model.multimodal_classifier] if uses_text(model) else [])
     optimizer = torch.optim.Adam(params, lr=args.stage1_lr, foreach=True)
     generator = torch.Generator().manual_seed(seed)
-    full_batch = len(rows) <= args.batch_size
-    cached = data.audio.gather(rows.numpy()) if full_batch else None
-    text, labels, groups = data.text, data.labels, data.groups
-    if validation is not None:  # gathered once: checked every ``eval_every`` epochs
-        val_audio, val_text, val_labels = data.audio.gather(validation.numpy()), data.text[validation], labels[validation]
+
+    def standardised(audio: torch.Tensor) -> torch.Tensor:
+        """Stored layers-outermost: see ``project_standardised_audio``."""
+        return model.standardise_audio(audio).transpose(0, 1).contiguous().transpose(0, 1)
+
+    def step_inputs(idx: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """This process's share of a batch."""
+        mine = my_slice(torch.arange(len(idx)))
+        sel = idx[mine]
+        return standardised(audio[mine]), data.text[sel], data.labels[sel], data.groups[sel]
+
+    full_batch = len(rows) <= args.batch_size  # then the one batch is prepared once, not every epoch
+    cached = step_inputs(rows, data.audio.gather(rows.numpy())) if full_batch else None
+    if validation is not None:  # prepared once: checked every ``eval_every`` epochs
+        val_audio, val_text, val_labels = standardised(data.audio.gather(validation.numpy())), data.text[validation], data.labels[validation]
     curve, best = [], (-1.0, 0, None)
     model.eval()
     model.dropout.train()  # the heads' only train/eval difference: no recursion over the encoders every epoch
     for epoch in range(1, epochs + 1):
-        batches = [(rows, cached)] if full_batch else data.audio.batches(rows, args.batch_size, generator)
-        for idx, audio in batches:
-            mine = my_slice(torch.arange(len(idx)))
-            sel = idx[mine]
-            loss = stage1_loss(model, audio[mine], text[sel], labels[sel], groups[sel])
+        batches = [cached] if full_batch else (step_inputs(*batch) for batch in data.audio.batches(rows, args.batch_size, generator))
+        for inputs in batches:
+            loss = stage1_loss(model, *inputs)
             total = loss + weight_decay * l2_penalty(decayed)
             optimizer.zero_grad(set_to_none=True)
             total.backward()

@@ -214,7 +214,8 @@ def test_stage1_early_stopping_keeps_the_best_validation_check():
     assert result.validation_ua == max(c["validation_ua"] for c in checks)
     assert result.epochs == min(c["epoch"] for c in checks if c["validation_ua"] == result.validation_ua)
     audio = data.audio.gather(val.numpy())
-    assert stages.heads_ua(model, audio, data.text[val], data.labels[val]) == result.validation_ua  # those heads are kept
+    # those heads are kept (scored here on features in the ordinary [B, L, D] layout)
+    assert stages.heads_ua(model, model.standardise_audio(audio), data.text[val], data.labels[val]) == result.validation_ua
 
 
 def test_weight_decay_is_selected_on_validation_rows():
@@ -350,7 +351,9 @@ def test_sampling_in_batches_gives_the_same_samples(oversample):
     whole = model.sample_features(labels, seed=4, oversample=oversample)
     batched = model.sample_features(labels, seed=4, oversample=oversample, batch_size=5)
     assert whole.shape == (23, model.config.sample_dim)
-    torch.testing.assert_close(batched, whole, atol=1e-6, rtol=1e-6)
+    # equal up to float32 rounding (a matmul's kernel depends on its row count: 1.2e-6 seen on an AVX-512 CPU);
+    # a draw that depended on the batch size would differ by the noise itself, O(1)
+    torch.testing.assert_close(batched, whole, atol=1e-5, rtol=1e-4)
     assert model.sample_features(labels[:0]).shape == (0, model.config.sample_dim)
 
 
