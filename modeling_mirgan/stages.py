@@ -393,20 +393,16 @@ def train_stage1(model, data: CorpusFeatures, rows: torch.Tensor, args: TrainArg
     optimizer = torch.optim.Adam(params, lr=args.stage1_lr, foreach=True)
     generator = torch.Generator().manual_seed(seed)
 
-    def standardised(audio: torch.Tensor) -> torch.Tensor:
-        """Stored layers-outermost: see ``project_standardised_audio``."""
-        return model.standardise_audio(audio).transpose(0, 1).contiguous().transpose(0, 1)
-
     def step_inputs(idx: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """This process's share of a batch."""
         mine = my_slice(torch.arange(len(idx)))
         sel = idx[mine]
-        return standardised(audio[mine]), data.text[sel], data.labels[sel], data.groups[sel]
+        return model.standardise_audio(audio[mine]), data.text[sel], data.labels[sel], data.groups[sel]
 
     full_batch = len(rows) <= args.batch_size  # then the one batch is prepared once, not every epoch
     cached = step_inputs(rows, data.audio.gather(rows.numpy())) if full_batch else None
     if validation is not None:  # prepared once: checked every ``eval_every`` epochs
-        val_audio, val_text, val_labels = standardised(data.audio.gather(validation.numpy())), data.text[validation], data.labels[validation]
+        val_audio, val_text, val_labels = model.standardise_audio(data.audio.gather(validation.numpy())), data.text[validation], data.labels[validation]
     curve, best = [], (-1.0, 0, None)
     model.eval()
     model.dropout.train()  # the heads' only train/eval difference: no recursion over the encoders every epoch

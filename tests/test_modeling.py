@@ -144,17 +144,19 @@ def test_layer_poolings_differ():
 
 @pytest.mark.parametrize("pooling", ["weighted", "mean", "last"])
 def test_layers_outermost_storage_projects_the_same(pooling):
-    """Stage 1 stores standardised features as [L, B, D] memory seen as [B, L, D]; the heads must not see the layout."""
+    """``standardise_audio`` stores features as [L, B, D] memory seen as [B, L, D]; the heads must not see the layout."""
     model = tiny_model(layer_pooling=pooling)
     feats = torch.randn(9, model.config.num_audio_layers, model.config.audio_hidden_size) * 3 + 1
     with torch.no_grad():
         model.layer_weights.copy_(torch.tensor([1.0, 0.0, -2.0]))
         model.audio_mean.normal_()
         model.audio_std.uniform_(0.5, 2.0)
-        x = model.standardise_audio(feats)
-        outermost = x.transpose(0, 1).contiguous().transpose(0, 1)
-        assert not outermost.is_contiguous()
-        assert torch.equal(model.project_standardised_audio(outermost), model.project_audio(feats))
+        outermost = model.standardise_audio(feats)
+        assert not outermost.is_contiguous() and outermost.transpose(0, 1).is_contiguous()
+        ordinary = outermost.contiguous()
+        torch.testing.assert_close(ordinary, (feats - model.audio_mean) / model.audio_std, rtol=0, atol=0)
+        assert torch.equal(model.project_standardised_audio(outermost), model.project_standardised_audio(ordinary))
+
 
 def test_processor_round_trip(tmp_path):
     from transformers import AutoProcessor, BertTokenizerFast

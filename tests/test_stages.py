@@ -214,7 +214,7 @@ def test_stage1_early_stopping_keeps_the_best_validation_check():
     assert result.validation_ua == max(c["validation_ua"] for c in checks)
     assert result.epochs == min(c["epoch"] for c in checks if c["validation_ua"] == result.validation_ua)
     audio = data.audio.gather(val.numpy())
-    # those heads are kept (scored here on features in the ordinary [B, L, D] layout)
+    # those heads are kept
     assert stages.heads_ua(model, model.standardise_audio(audio), data.text[val], data.labels[val]) == result.validation_ua
 
 
