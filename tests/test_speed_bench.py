@@ -81,3 +81,24 @@ def test_smoke_two_process_extraction_merges_the_same_cache(tmp_path):
     dist = json.loads((out / "speed.json").read_text())["distributed"]
     assert dist["torchrun_2"]["world_size"] == 2 and dist["single"]["world_size"] == 1
     assert dist["check"]["equal"], dist["check"]  # one merged cache file, same rows in the same order, same values
+
+
+def test_stacked_stage1_candidates_train_what_select_stage1_trains():
+    """bench/stage1_stacking.py times the stacked candidates against select_stage1's sequential ones;
+    without dropout both are the same optimisation, so each candidate reaches the same validation UA
+    at the same epoch (else the timing compares different work)."""
+    from modeling_mirgan import stages
+    from tests.test_stages import corpus_features, quick_args
+    from tests.test_modeling import tiny_model
+
+    spec = importlib.util.spec_from_file_location("bench_stacking", ROOT / "bench" / "stage1_stacking.py")
+    stacking = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stacking)
+    model = tiny_model(classifier_dropout=0.0)
+    data = corpus_features(model, n=64)
+    rows, val = torch.arange(48), torch.arange(48, 64)
+    args = quick_args(stage1_epochs=40, eval_every=5, patience=2, weight_decays=[1e-4, 1e-2, 1.0])
+    sequential = [stages.train_stage1(model, data, rows, args, wd, args.stage1_epochs, 0, val) for wd in args.weight_decays]
+    best_ua, best_epoch = stacking.stacked_candidates(model, data, rows, val, args, 0)
+    assert best_epoch == [r.epochs for r in sequential]
+    assert best_ua == pytest.approx([r.validation_ua for r in sequential])
