@@ -48,8 +48,7 @@ class HeadLogits(nn.Module):
         self.model = model
 
     def forward(self, audio, text):
-        m = self.model
-        return m.classify(m.project_standardised_audio(audio), m.project_text(text) if m.config.multimodal else None)
+        return stages.head_logits(self.model, audio, text)
 
 
 def main_job_shaped_model() -> MirganForEmotionClassification:
@@ -70,8 +69,7 @@ def stacked_candidates(model, data, rows, validation, args: TrainArguments, seed
     names = {id(p): "model." + n for n, p in model.named_parameters()}
     k = len(args.weight_decays)
     stacked = {names[id(p)]: p.detach().unsqueeze(0).repeat(k, *[1] * p.dim()).requires_grad_() for p in params}
-    decayed_modules = ("audio_projection", "classifier") + (("text_projection", "multimodal_classifier") if stages.uses_text(model) else ())
-    decayed = [n for n in stacked if n.endswith(".weight") and n.split(".")[1] in decayed_modules]
+    decayed = [n for n in (names[id(m.weight)] for m in stages.decayed_heads(model)) if n in stacked]  # trained ones only
     weight_decays = torch.tensor(args.weight_decays)
     optimizer = torch.optim.Adam(list(stacked.values()), lr=args.stage1_lr, foreach=True)
     inputs = (model.standardise_audio(data.audio.gather(rows.numpy())), data.text[rows], data.labels[rows], data.groups[rows])

@@ -367,12 +367,22 @@ def stage1_embeddings(model, data: CorpusFeatures, rows: torch.Tensor | None = N
     return h, u
 
 
+def head_logits(model, audio: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """The heads' logits on standardised encoder features and text features (the text only reaches a multimodal head)."""
+    return model.classify(model.project_standardised_audio(audio), model.project_text(text) if model.config.multimodal else None)
+
+
+def decayed_heads(model) -> list[nn.Module]:
+    """The stage-1 layers whose weights carry the L2 penalty."""
+    return [model.audio_projection, model.classifier] + ([model.text_projection, model.multimodal_classifier] if uses_text(model) else [])
+
+
 @torch.no_grad()
 def heads_ua(model, audio: torch.Tensor, text: torch.Tensor, labels: torch.Tensor) -> float:
     """UA of the current heads on standardised encoder features (stage-1 validation checks)."""
     was_training = model.dropout.training
     model.dropout.eval()
-    logits = model.classify(model.project_standardised_audio(audio), model.project_text(text) if model.config.multimodal else None)
+    logits = head_logits(model, audio, text)
     model.dropout.train(was_training)
     return scores(logits.argmax(-1), labels)["ua"]
 
@@ -389,7 +399,7 @@ def train_stage1(model, data: CorpusFeatures, rows: torch.Tensor, args: TrainArg
     reset_heads(model, data, rows)
     params = head_parameters(model)
     freeze_all_but(model, params)
-    decayed = [model.audio_projection, model.classifier] + ([model.text_projection, model.multimodal_classifier] if uses_text(model) else [])
+    decayed = decayed_heads(model)
     optimizer = torch.optim.Adam(params, lr=args.stage1_lr, foreach=True)
     generator = torch.Generator().manual_seed(seed)
 
