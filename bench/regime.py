@@ -72,7 +72,7 @@ def compare(spec: str) -> dict:
     seconds = [r["seconds"] for result in lora for r in result["adaptation"]["runs"]]
     commits = sorted({r.get("code_commit") or "unknown" for r in frozen + lora})
     prefix, frozen, lora = "+".join(prefixes), frozen[0] | {"timing": total_timing(frozen)}, lora[0] | {"timing": total_timing(lora)}
-    rows = []
+    rows, versus = [], []
     for fraction in sorted({k[2] for k in ua["frozen"]["baseline"]}):
         for method in ua["frozen"]:
             cells = {mode: {k: v for k, v in ua[mode][method].items() if k[2] == fraction} for mode in ua}
@@ -85,13 +85,25 @@ def compare(spec: str) -> dict:
                     row[f"{mode}_gain_vs_none"], row[f"{mode}_p_vs_none"] = paired(cells[mode], none)
             row["lora_minus_frozen"], row["p_lora_vs_frozen"] = paired(cells["lora"], cells["frozen"])
             rows.append(row)
+        versus.append({"fraction": fraction} | {mode: mirgan_vs_best_peer(ua[mode], fraction) for mode in ua})
     return {"prefix": prefix, "lora_run": f"{prefix}-{name}", "encoder_lr": lora["arguments"]["train"]["encoder_lr"],
             "encoder_epochs": lora["arguments"]["train"]["encoder_epochs"], "encoder": lora["versions"]["audio_encoder"], "scheme": lora["adaptation"]["scheme"],
             "code_commits": commits,
             "adaptation_s_per_fold_run": {"mean": float(np.mean(seconds)), "max": float(np.max(seconds)), "runs": len(seconds)},
             "extract_s": {"frozen": frozen["timing"]["extract_s"], "lora": lora["timing"]["extract_s"]},
             "total_s": {"frozen": frozen["timing"]["total_s"], "lora": lora["timing"]["total_s"]},
-            "protocol": lora["protocol"]["description"], "rows": rows}
+            "protocol": lora["protocol"]["description"], "rows": rows, "mirgan_vs_best_peer": versus}
+
+
+def mirgan_vs_best_peer(by_method: dict[str, dict[tuple, float]], fraction: float) -> dict | None:
+    """mirgan against the peer with the highest mean UA at this fraction (the frozen benchmark's test), paired."""
+    cell = {m: {k: v for k, v in runs.items() if k[2] == fraction} for m, runs in by_method.items()}
+    peers = [m for m in cell if m not in ("baseline", "none", "mirgan")]
+    if "mirgan" not in cell or not peers:
+        return None
+    best = max(peers, key=lambda m: np.mean(list(cell[m].values())))
+    diff, p = paired(cell["mirgan"], cell[best])
+    return {"peer": best, "diff": diff, "p": p}
 
 
 def lr_text(lr) -> str:
@@ -134,6 +146,12 @@ def main():
             lines.append(f"| {r['fraction']} | {r['method']} | {r['runs']} | {fmt(r['frozen_ua'])} ± {fmt(r['frozen_std'])} | "
                          f"{fmt(r['lora_ua'])} ± {fmt(r['lora_std'])} | {fmt(r['lora_minus_frozen'], 1)} ({fmt(r['p_lora_vs_frozen'])}) | "
                          f"{gain('frozen')} | {gain('lora')} |")
+        if "mirgan_vs_best_peer" in t:  # tables pooled before 2026-12-08 did not compute it
+            lines += ["", "mirgan against the best peer of each regime (highest mean UA among the other methods), paired over the same runs:", "",
+                      "| fraction | frozen: mirgan − best peer (p) | LoRA: mirgan − best peer (p) |", "|---|---|---|"]
+            versus = lambda v: "–" if v is None else f"{fmt(v['diff'], 1)} vs {v['peer']} ({fmt(v['p'])})"  # noqa: E731
+            for v in t["mirgan_vs_best_peer"]:
+                lines.append(f"| {v['fraction']} | {versus(v['frozen'])} | {versus(v['lora'])} |")
         lines.append("")
     (out / "regime.md").write_text("\n".join(lines))
     (out / "regime.json").write_text(json.dumps(tables, indent=2) + "\n")

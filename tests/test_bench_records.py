@@ -32,3 +32,14 @@ def test_run_record_of_a_real_run_pools_and_leaks_no_path(trained):
     assert record["code_commit"] == commit and (commit == "unknown" or re.fullmatch(r"[0-9a-f]{40}(-dirty)?", commit))
     assert record["arguments"]["model"]["encoder_mode"] == results["arguments"]["model"]["encoder_mode"] == "frozen"
     assert regime.per_run(record) == regime.per_run(results)  # every (fold, seed, fraction) UA of every method
+
+
+def test_mirgan_is_paired_against_the_peer_with_the_highest_mean_ua_of_that_fraction():
+    regime = bench_module("regime")
+    runs = lambda *ua: {(fold, 0, fraction): v for (fold, fraction), v in zip([(0, 0.25), (1, 0.25), (0, 1.0), (1, 1.0)], ua)}  # noqa: E731
+    by_method = {"baseline": runs(0.9, 0.9, 0.9, 0.9), "none": runs(0.5, 0.5, 0.5, 0.5),
+                 "smote": runs(0.6, 0.7, 0.8, 0.8), "cgan": runs(0.7, 0.7, 0.7, 0.7), "mirgan": runs(0.5, 0.6, 0.9, 0.9)}
+    quarter, full = regime.mirgan_vs_best_peer(by_method, 0.25), regime.mirgan_vs_best_peer(by_method, 1.0)
+    assert quarter["peer"] == "cgan" and quarter["diff"] == pytest.approx(-15.0)  # baseline and none are never the peer
+    assert full["peer"] == "smote" and full["diff"] == pytest.approx(10.0)
+    assert regime.mirgan_vs_best_peer({"none": by_method["none"], "mirgan": by_method["mirgan"]}, 1.0) is None
