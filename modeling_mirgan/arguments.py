@@ -34,6 +34,7 @@ LORA_TARGETS = {  # the attention query/value projections of each supported enco
     "mpnet": ["q", "v"],
 }
 ENCODER_MODES = ("frozen", "lora", "full")
+SAMPLE_SELECTIONS = ("q_confidence", "discriminator")
 
 
 def flag_error(flag: str, problem: str) -> ValueError:
@@ -167,7 +168,8 @@ class TrainArguments:
     gan_batch_size: int = field(default=64, metadata={"help": "real rows per GAN step"})
     synthetic_ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0], metadata={"help": "candidate synthetic/real ratios, chosen on validation speakers"})
     synthetic_weight: float = field(default=0.5, metadata={"help": "loss weight of a synthetic row in stage 3 (real rows weigh 1)"})
-    synthetic_oversample: int = field(default=1, metadata={"help": "draw N candidates per generated sample and keep the most Q-confident (1: no filtering)"})
+    synthetic_oversample: int = field(default=1, metadata={"help": "draw N candidates per generated sample and keep the best by --synthetic_selection (1: no filtering); the realism metrics score the kept samples"})
+    synthetic_selection: Literal[SAMPLE_SELECTIONS] = field(default="q_confidence", metadata={"help": "which score keeps one of --synthetic_oversample candidates: Q's confidence in the class, or the discriminator's realness (discriminator rejection, Azadi et al. 2019)"})
     stage3_epochs: int = field(default=100, metadata={"help": "stage-3 epochs (full batch on a small corpus)"})
     stage3_lr: float = field(default=3e-3, metadata={"help": "stage-3 Adam learning rate"})
     extraction_batch_size: int = field(default=8, metadata={"help": "clips per encoder forward"})
@@ -188,6 +190,7 @@ class TrainArguments:
 
     def __post_init__(self):
         check_choices("methods", self.methods, METHODS)
+        check_choices("synthetic_selection", [self.synthetic_selection], SAMPLE_SELECTIONS)
         for item in self.imbalance or []:
             name, _, share = item.partition("=")
             try:

@@ -411,14 +411,17 @@ class MirganForEmotionClassification(MirganPreTrainedModel):
 
     @torch.no_grad()
     def sample_features(self, labels: torch.Tensor, text_embeds: torch.Tensor | None = None, seed: int = 0,
-                        oversample: int = 1, batch_size: int = 8192) -> torch.Tensor:
+                        oversample: int = 1, select_by: str = "q_confidence", batch_size: int = 8192) -> torch.Tensor:
         """Generated samples (``h_hat``, or multimodal pairs ``[h_hat; u]``), one per entry of ``labels``.
 
         ``text_embeds`` (one row per label) conditions a text-conditioned generator and is the text half
         of a multimodal pair (``paired_text`` real). ``oversample`` > 1
-        draws that many candidates per sample and keeps, per row, the one Q finds most confident. The
+        draws that many candidates per sample and keeps, per row, the one Q finds most confident
+        (``select_by`` ``q_confidence``) or the discriminator scores most real (``discriminator``). The
         generator runs on ``batch_size`` samples at a time (its hidden layers for a corpus-sized draw
         would hold gigabytes); the samples do not depend on it."""
+        if select_by not in ("q_confidence", "discriminator"):
+            raise ValueError(f"select_by={select_by!r}: choose q_confidence or discriminator")
         generator = torch.Generator().manual_seed(seed)
         was_training = self.training
         self.eval()
@@ -430,8 +433,9 @@ class MirganForEmotionClassification(MirganPreTrainedModel):
             rows = slice(start, start + step)
             fake = self.generator(noise[rows], labels[rows], text[rows] if text is not None else None)
             if oversample > 1:
-                confidence = self.q_logits(fake).log_softmax(-1).gather(1, labels[rows, None])[:, 0].view(-1, oversample)
-                fake = fake.view(-1, oversample, fake.shape[-1])[torch.arange(len(confidence)), confidence.argmax(1)]
+                score = (self.q_logits(fake).log_softmax(-1).gather(1, labels[rows, None])[:, 0] if select_by == "q_confidence"
+                         else self.discriminator(fake, labels[rows])).view(-1, oversample)
+                fake = fake.view(-1, oversample, fake.shape[-1])[torch.arange(len(score)), score.argmax(1)]
             parts.append(fake)
         self.train(was_training)
         return torch.cat(parts) if parts else noise.new_zeros(0, self.config.sample_dim)

@@ -147,16 +147,17 @@ def realism(train: np.ndarray, train_y: np.ndarray, held: np.ndarray, held_y: np
 
 @torch.no_grad()
 def generator_realism(model, x: torch.Tensor, y: torch.Tensor, held: torch.Tensor, held_y: torch.Tensor,
-                      text: torch.Tensor, seed: int) -> dict:
+                      text: torch.Tensor, seed: int, oversample: int = 1, select_by: str = "q_confidence") -> dict:
     """Realism and MI metrics of the model's trained generator: as many samples per class as real
-    training rows (``x``), scored against the held-out real rows ``held``."""
+    training rows (``x``), scored against the held-out real rows ``held``; drawn as stage 3 draws them
+    (``oversample`` candidates each, one kept by ``select_by``), so the metrics describe what it trains on."""
     from .losses import generated_quality
     from .stages import text_conditions
 
     model.eval()
     labels = y.clone()
     conditions = text_conditions(labels, text, y, seed) if model.generator.needs_text else None
-    fake = model.sample_features(labels, conditions, seed=seed)
+    fake = model.sample_features(labels, conditions, seed=seed, oversample=oversample, select_by=select_by)
     k = model.config.num_labels
     out = realism(x.numpy(), y.numpy(), held.numpy(), held_y.numpy(), fake.numpy(), labels.numpy(), k, seed)
     fake_logits = model.q_logits(fake)

@@ -597,7 +597,7 @@ def text_conditions(labels: torch.Tensor, text_pool: torch.Tensor, labels_pool: 
 
 
 def synthetic_rows(method: str, model, x: torch.Tensor, y: torch.Tensor, u: torch.Tensor, ratio: float, seed: int,
-                   oversample: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+                   oversample: int = 1, select_by: str = "q_confidence") -> tuple[torch.Tensor, torch.Tensor]:
     """``ratio x`` the real rows of synthetic samples from ``method``, topping up small classes first.
     ``class_weight`` adds none (it reweights the loss); ``oversample`` repeats real rows."""
     empty = (x.new_zeros(0, x.shape[1]), y.new_zeros(0))
@@ -607,7 +607,7 @@ def synthetic_rows(method: str, model, x: torch.Tensor, y: torch.Tensor, u: torc
     labels = torch.repeat_interleave(torch.arange(len(counts)), torch.as_tensor(counts))
     if method in GENERATIVE:
         text = text_conditions(labels, u, y, seed) if model.generator.needs_text else None
-        return model.sample_features(labels, text, seed=seed + 1, oversample=oversample), labels
+        return model.sample_features(labels, text, seed=seed + 1, oversample=oversample, select_by=select_by), labels
     if method == "oversample":
         rng = torch.Generator().manual_seed(seed)
         picks = [torch.nonzero(y == c)[:, 0] for c in range(len(counts))]

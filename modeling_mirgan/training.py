@@ -120,13 +120,15 @@ def fit_methods(model, data: CorpusFeatures, fit: Fit, rows: torch.Tensor, metho
             if realism_rows is not None:  # an evaluation of the generator, timed apart from training it
                 t0 = time.time()
                 held = stages.training_samples(model, data, fit.h_all, fit.u_all, realism_rows)
-                entry["quality"] = generator_realism(model, x, y, held, data.labels[realism_rows], u, seed + 2)
+                entry["quality"] = generator_realism(model, x, y, held, data.labels[realism_rows], u, seed + 2,
+                                                     args.synthetic_oversample, args.synthetic_selection)
                 timing["realism_s"] = timing.get("realism_s", 0.0) + time.time() - t0
         t0 = time.time()
         for ratio in ratios[method]:
             if method in GENERATIVE:
                 stages.restore(model, entry["gan"])
-            synth, synth_y = stages.synthetic_rows(method, model, x, y, u, ratio, seed + 3, args.synthetic_oversample)
+            synth, synth_y = stages.synthetic_rows(method, model, x, y, u, ratio, seed + 3, args.synthetic_oversample,
+                                                   args.synthetic_selection)
             stages.train_stage3(model, x, y, synth, synth_y, args, weight_decay, seed + 4, init,
                                 balance_classes=method == "class_weight")
             entry["per_ratio"][ratio] = stages.snapshot(model, stages.CLASSIFIER_PREFIXES)

@@ -19,6 +19,7 @@ from tests.conftest import EMBEDDED_EMODB, QUICK, ROOT, run_train
     (["--methods", "mirgn"], ["--methods", "'mirgn'", "class_weight", "mirgan"]),
     (["--mode", "bimodal"], ["--mode", "unimodal", "multimodal"]),
     (["--encoder_mode", "lora2"], ["--encoder_mode", "frozen", "lora", "full"]),
+    (["--synthetic_selection", "realness"], ["--synthetic_selection", "q_confidence", "discriminator"]),
     (["--folds", "1"], ["--folds", "at least 2"]),
     (["--synthetic_ratios", "-1"], ["--synthetic_ratios", ">= 0"]),
     (["--fractions", "0"], ["--fractions", "(0, 1]"]),

@@ -229,7 +229,7 @@ def test_weight_decay_is_selected_on_validation_rows():
     assert model.config.lambda_con == best.lambda_con  # the model keeps the chosen alignment
 
 
-def test_q_confidence_filter_keeps_the_most_confident_samples_per_class():
+def test_candidate_filters_keep_the_most_confident_or_the_most_real_sample():
     model = tiny_model()
     data = corpus_features(model)
     args = quick_args()
@@ -245,6 +245,18 @@ def test_q_confidence_filter_keeps_the_most_confident_samples_per_class():
             return model.q_logits(x).softmax(-1).gather(1, labels[:, None]).mean()
 
     assert confidence(kept) >= confidence(plain)
+
+    def realness(x, classes=labels):
+        with torch.no_grad():
+            return model.discriminator(x, classes)
+
+    chosen = model.sample_features(labels, seed=0, oversample=4, select_by="discriminator")
+    assert chosen.shape == plain.shape and realness(chosen).mean() > realness(plain).mean()
+    # each kept sample is the best of its own 4 candidates, which are the unfiltered draw of 4 per label
+    first = model.sample_features(labels.repeat_interleave(4), seed=0).view(len(labels), 4, -1)
+    torch.testing.assert_close(realness(chosen), realness(first.flatten(0, 1), labels.repeat_interleave(4)).view(len(labels), 4).max(1).values)
+    with pytest.raises(ValueError, match="select_by"):
+        model.sample_features(labels, oversample=2, select_by="realness")
 
 
 def test_audio_store_streams_the_cache_in_bounded_batches(tmp_path):
