@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from .config_defaults import (ADVERSARIAL_LOSSES, CONFIG_DEFAULTS, GENERATOR_CONDITIONINGS, INFO_TARGETS, LAYER_POOLINGS, MODES,
-                              PAIRED_TEXTS, TEXT_CONDITIONS)
+                              PAIRED_TEXTS, SAMPLE_SELECTIONS, TEXT_CONDITIONS)
 
 CORPORA = ("audiofolder", "iemocap", "msp_improv", "msp_podcast", "emodb", "ravdess")
 PEERS = ("none", "noise", "smote", "mixup", "class_weight", "oversample")
@@ -34,7 +34,6 @@ LORA_TARGETS = {  # the attention query/value projections of each supported enco
     "mpnet": ["q", "v"],
 }
 ENCODER_MODES = ("frozen", "lora", "full")
-SAMPLE_SELECTIONS = ("q_confidence", "discriminator")
 
 
 def flag_error(flag: str, problem: str) -> ValueError:

@@ -9,6 +9,7 @@ GENERATOR_CONDITIONINGS = ("concat", "film")
 TEXT_CONDITIONS = ("auto", "on", "off")
 PAIRED_TEXTS = ("real", "generated")
 INFO_TARGETS = ("max", "real", "held_out", "match_held_out")
+SAMPLE_SELECTIONS = ("q_confidence", "discriminator")  # how sample_features keeps one of several candidates
 
 CONFIG_DEFAULTS = {
     "audio_encoder_name": "openai/whisper-base",

@@ -16,6 +16,7 @@ from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from .config_defaults import SAMPLE_SELECTIONS
 from .configuration_mirgan import MirganConfig
 from .encoders import build_audio_backbone, masked_mean, pooled_audio_layers
 
@@ -420,8 +421,8 @@ class MirganForEmotionClassification(MirganPreTrainedModel):
         (``select_by`` ``q_confidence``) or the discriminator scores most real (``discriminator``). The
         generator runs on ``batch_size`` samples at a time (its hidden layers for a corpus-sized draw
         would hold gigabytes); the samples do not depend on it."""
-        if select_by not in ("q_confidence", "discriminator"):
-            raise ValueError(f"select_by={select_by!r}: choose q_confidence or discriminator")
+        if select_by not in SAMPLE_SELECTIONS:
+            raise ValueError(f"select_by={select_by!r}: choose from {', '.join(SAMPLE_SELECTIONS)}")
         generator = torch.Generator().manual_seed(seed)
         was_training = self.training
         self.eval()
