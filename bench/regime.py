@@ -74,18 +74,19 @@ def compare(spec: str) -> dict:
     prefix, frozen, lora = "+".join(prefixes), frozen[0] | {"timing": total_timing(frozen)}, lora[0] | {"timing": total_timing(lora)}
     rows, versus = [], []
     for fraction in sorted({k[2] for k in ua["frozen"]["baseline"]}):
+        at = {mode: {m: {k: v for k, v in runs.items() if k[2] == fraction} for m, runs in by_method.items()}
+              for mode, by_method in ua.items()}  # this fraction's runs of every method, in each regime
         for method in ua["frozen"]:
-            cells = {mode: {k: v for k, v in ua[mode][method].items() if k[2] == fraction} for mode in ua}
+            cells = {mode: at[mode][method] for mode in ua}
             row = {"fraction": fraction, "method": method, "runs": len(cells["lora"])}
             for mode in ua:
                 values = list(cells[mode].values())
                 row[f"{mode}_ua"], row[f"{mode}_std"] = float(np.mean(values)), float(np.std(values))
                 if method not in ("baseline", "none"):
-                    none = {k: v for k, v in ua[mode]["none"].items() if k[2] == fraction}
-                    row[f"{mode}_gain_vs_none"], row[f"{mode}_p_vs_none"] = paired(cells[mode], none)
+                    row[f"{mode}_gain_vs_none"], row[f"{mode}_p_vs_none"] = paired(cells[mode], at[mode]["none"])
             row["lora_minus_frozen"], row["p_lora_vs_frozen"] = paired(cells["lora"], cells["frozen"])
             rows.append(row)
-        versus.append({"fraction": fraction} | {mode: mirgan_vs_best_peer(ua[mode], fraction) for mode in ua})
+        versus.append({"fraction": fraction} | {mode: mirgan_vs_best_peer(at[mode]) for mode in ua})
     return {"prefix": prefix, "lora_run": f"{prefix}-{name}", "encoder_lr": lora["arguments"]["train"]["encoder_lr"],
             "encoder_epochs": lora["arguments"]["train"]["encoder_epochs"], "encoder": lora["versions"]["audio_encoder"], "scheme": lora["adaptation"]["scheme"],
             "code_commits": commits,
@@ -95,9 +96,9 @@ def compare(spec: str) -> dict:
             "protocol": lora["protocol"]["description"], "rows": rows, "mirgan_vs_best_peer": versus}
 
 
-def mirgan_vs_best_peer(by_method: dict[str, dict[tuple, float]], fraction: float) -> dict | None:
-    """mirgan against the peer with the highest mean UA at this fraction (the frozen benchmark's test), paired."""
-    cell = {m: {k: v for k, v in runs.items() if k[2] == fraction} for m, runs in by_method.items()}
+def mirgan_vs_best_peer(cell: dict[str, dict[tuple, float]]) -> dict | None:
+    """mirgan against the peer with the highest mean UA in one cell (one fraction's runs of every method; the
+    frozen benchmark's test), paired."""
     peers = [m for m in cell if m not in ("baseline", "none", "mirgan")]
     if "mirgan" not in cell or not peers:
         return None

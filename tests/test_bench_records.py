@@ -39,7 +39,8 @@ def test_mirgan_is_paired_against_the_peer_with_the_highest_mean_ua_of_that_frac
     runs = lambda *ua: {(fold, 0, fraction): v for (fold, fraction), v in zip([(0, 0.25), (1, 0.25), (0, 1.0), (1, 1.0)], ua)}  # noqa: E731
     by_method = {"baseline": runs(0.9, 0.9, 0.9, 0.9), "none": runs(0.5, 0.5, 0.5, 0.5),
                  "smote": runs(0.6, 0.7, 0.8, 0.8), "cgan": runs(0.7, 0.7, 0.7, 0.7), "mirgan": runs(0.5, 0.6, 0.9, 0.9)}
-    quarter, full = regime.mirgan_vs_best_peer(by_method, 0.25), regime.mirgan_vs_best_peer(by_method, 1.0)
+    at = lambda fraction: {m: {k: v for k, v in r.items() if k[2] == fraction} for m, r in by_method.items()}  # noqa: E731
+    quarter, full = regime.mirgan_vs_best_peer(at(0.25)), regime.mirgan_vs_best_peer(at(1.0))
     assert quarter["peer"] == "cgan" and quarter["diff"] == pytest.approx(-15.0)  # baseline and none are never the peer
     assert full["peer"] == "smote" and full["diff"] == pytest.approx(10.0)
-    assert regime.mirgan_vs_best_peer({"none": by_method["none"], "mirgan": by_method["mirgan"]}, 1.0) is None
+    assert regime.mirgan_vs_best_peer({"none": at(1.0)["none"], "mirgan": at(1.0)["mirgan"]}) is None
